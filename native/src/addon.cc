@@ -1,0 +1,248 @@
+// dyad native engine: module init, tensor data in and out, autograd, threads and RNG.
+// The ops themselves are in the table in ops.cc; this file holds what is not an ATen op.
+#include <torch/csrc/autograd/autograd.h>
+#include <ATen/core/grad_mode.h>
+#include <ATen/Parallel.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Version.h>
+#include <torch/version.h>
+#include <cstring>
+
+#include "handle.h"
+
+namespace dyad {
+namespace {
+
+Napi::Value dispatch(const Napi::CallbackInfo& info) {
+  auto* entry = static_cast<const OpEntry*>(info.Data());
+  Args a(info, entry->name);
+  return protect(info.Env(), [&] { return entry->fn(a); });
+}
+
+/// Copies bytes from an ArrayBuffer, TypedArray or Buffer into a new CPU tensor
+/// of the given dtype and shape. Args: (bytes, dtype, shape).
+Napi::Value fromBuffer(Args& a) {
+  Napi::Value v = a.raw(0);
+  const uint8_t* data = nullptr;
+  size_t len = 0;
+  if (v.IsTypedArray()) {
+    auto ta = v.As<Napi::TypedArray>();
+    data = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    len = ta.ByteLength();
+  } else if (v.IsArrayBuffer()) {
+    auto ab = v.As<Napi::ArrayBuffer>();
+    data = static_cast<const uint8_t*>(ab.Data());
+    len = ab.ByteLength();
+  } else if (v.IsDataView()) {
+    auto dv = v.As<Napi::DataView>();
+    data = static_cast<const uint8_t*>(dv.ArrayBuffer().Data()) + dv.ByteOffset();
+    len = dv.ByteLength();
+  } else {
+    a.fail(0, "an ArrayBuffer, TypedArray or Buffer");
+  }
+  auto dtype = a.dt(1);
+  auto shape = a.il(2);
+  int64_t numel = 1;
+  for (auto s : shape) {
+    if (s < 0) throw std::invalid_argument("fromBuffer: negative dimension in shape");
+    numel *= s;
+  }
+  size_t need = static_cast<size_t>(numel) * c10::elementSize(dtype);
+  if (need != len) {
+    throw std::invalid_argument("fromBuffer: shape [" + c10::Join(", ", shape) + "] of " + dtypeName(dtype) +
+                                " needs " + std::to_string(need) + " bytes, got " + std::to_string(len));
+  }
+  at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype));
+  if (len) std::memcpy(t.data_ptr(), data, len);
+  return wrap(a.env(), t);
+}
+
+/// Copies a tensor's elements (row-major, on the CPU) into a new ArrayBuffer.
+Napi::Value toBuffer(Args& a) {
+  at::Tensor t = a.t(0).detach();
+  if (!t.device().is_cpu()) t = t.to(at::kCPU);
+  t = t.contiguous();
+  size_t len = t.numel() * t.element_size();
+  auto ab = Napi::ArrayBuffer::New(a.env(), len);
+  if (len) std::memcpy(ab.Data(), t.data_ptr(), len);
+  return ab;
+}
+
+Napi::Value info(Args& a) {
+  const at::Tensor& t = a.t(0);
+  auto env = a.env();
+  auto out = Napi::Array::New(env, 3);
+  auto shape = Napi::Array::New(env, t.dim());
+  for (int64_t i = 0; i < t.dim(); i++) shape.Set(uint32_t(i), Napi::Number::New(env, double(t.size(i))));
+  out.Set(uint32_t(0), shape);
+  out.Set(uint32_t(1), Napi::String::New(env, dtypeName(t.scalar_type())));
+  out.Set(uint32_t(2), Napi::String::New(env, t.device().str()));
+  return out;
+}
+
+Napi::Value strides(Args& a) {
+  const at::Tensor& t = a.t(0);
+  auto out = Napi::Array::New(a.env(), t.dim());
+  for (int64_t i = 0; i < t.dim(); i++) out.Set(uint32_t(i), Napi::Number::New(a.env(), double(t.stride(i))));
+  return out;
+}
+
+Napi::Value item(Args& a) {
+  const at::Tensor& t = a.t(0);
+  if (t.numel() != 1) {
+    throw std::invalid_argument("item(): a Tensor with " + std::to_string(t.numel()) +
+                                " elements cannot be converted to a number; only one-element tensors can");
+  }
+  at::Scalar s = t.item();
+  if (s.isBoolean()) return Napi::Boolean::New(a.env(), s.toBool());
+  if (s.isIntegral(false)) return Napi::Number::New(a.env(), double(s.toLong()));
+  return Napi::Number::New(a.env(), s.toDouble());
+}
+
+Napi::Value freeTensor(Args& a) {
+  Napi::Value v = a.raw(0);
+  if (v.IsExternal()) {
+    auto* h = unwrapHolder(a.env(), v, "free");
+    freeHolder(a.env(), h);
+  }
+  return a.env().Undefined();
+}
+
+Napi::Value memory(Args& a) {
+  auto out = Napi::Object::New(a.env());
+  out.Set("count", Napi::Number::New(a.env(), double(Stats::count.load())));
+  out.Set("bytes", Napi::Number::New(a.env(), double(Stats::bytes.load())));
+  return out;
+}
+
+// ---- autograd ------------------------------------------------------------------------
+
+Napi::Value backward(Args& a) {
+  std::vector<at::Tensor> grads;
+  if (a.has(1)) grads.push_back(a.t(1));
+  bool create = a.has(3) && a.b(3);
+  c10::optional<bool> retain = a.has(2) ? c10::optional<bool>(a.b(2)) : c10::nullopt;
+  torch::autograd::backward({a.t(0)}, grads, retain, create);
+  return a.env().Undefined();
+}
+
+/// torch.autograd.grad(outputs, inputs, gradOutputs?, retainGraph?, createGraph, allowUnused)
+Napi::Value autogradGrad(Args& a) {
+  std::vector<at::Tensor> gradOut = a.has(2) ? a.tl(2) : std::vector<at::Tensor>{};
+  c10::optional<bool> retain = a.has(3) ? c10::optional<bool>(a.b(3)) : c10::nullopt;
+  auto grads = torch::autograd::grad(a.tl(0), a.tl(1), gradOut, retain, a.b(4), a.b(5));
+  return ret(a.env(), grads);
+}
+
+Napi::Value grad(Args& a) { return wrap(a.env(), a.t(0).grad()); }
+
+Napi::Value setGrad(Args& a) {
+  at::Tensor t = a.t(0);
+  if (a.has(1)) t.mutable_grad() = a.t(1);
+  else t.mutable_grad() = at::Tensor();
+  return a.env().Undefined();
+}
+
+Napi::Value requiresGrad(Args& a) {
+  at::Tensor t = a.t(0);
+  if (a.has(1)) t.requires_grad_(a.b(1));
+  return Napi::Boolean::New(a.env(), t.requires_grad());
+}
+
+Napi::Value isLeaf(Args& a) { return Napi::Boolean::New(a.env(), a.t(0).is_leaf()); }
+
+Napi::Value retainGrad(Args& a) {
+  a.t(0).retain_grad();
+  return a.env().Undefined();
+}
+
+/// gradEnabled(enabled?) -> the previous state.
+Napi::Value gradEnabled(Args& a) {
+  bool prev = at::GradMode::is_enabled();
+  if (a.has(0)) at::GradMode::set_enabled(a.b(0));
+  return Napi::Boolean::New(a.env(), prev);
+}
+
+Napi::Value isContiguous(Args& a) {
+  return Napi::Boolean::New(a.env(), a.t(0).is_contiguous(a.mf(1)));
+}
+
+Napi::Value sameStorage(Args& a) {
+  return Napi::Boolean::New(a.env(), a.t(0).storage().is_alias_of(a.t(1).storage()));
+}
+
+// ---- threads, RNG, build info -----------------------------------------------------------
+
+Napi::Value setNumThreads(Args& a) {
+  int64_t n = a.i64(0);
+  if (n < 1) throw std::invalid_argument("setNumThreads: need at least 1 thread, got " + std::to_string(n));
+  at::set_num_threads(static_cast<int>(n));
+  return a.env().Undefined();
+}
+
+Napi::Value getNumThreads(Args& a) { return Napi::Number::New(a.env(), at::get_num_threads()); }
+
+Napi::Value manualSeed(Args& a) {
+  at::manual_seed(static_cast<uint64_t>(a.i64(0)));
+  return a.env().Undefined();
+}
+
+/// The default CPU generator's state as a uint8 tensor (for checkpoints), or sets it.
+Napi::Value rngState(Args& a) {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  if (a.has(0)) {
+    gen.set_state(a.t(0));
+    return a.env().Undefined();
+  }
+  return wrap(a.env(), gen.get_state());
+}
+
+Napi::Value buildInfo(Args& a) {
+  auto out = Napi::Object::New(a.env());
+  out.Set("torchVersion", Napi::String::New(a.env(), TORCH_VERSION));
+  out.Set("config", Napi::String::New(a.env(), at::show_config()));
+  out.Set("parallel", Napi::String::New(a.env(), at::get_parallel_info()));
+  out.Set("cuda", Napi::Boolean::New(a.env(), at::hasCUDA()));
+  out.Set("mkldnn", Napi::Boolean::New(a.env(), at::hasMKLDNN()));
+  return out;
+}
+
+Napi::Value setErrorClass(Args& a) {
+  auto* data = a.env().GetInstanceData<InstanceData>();
+  data->errorClass = Napi::Persistent(a.raw(0).As<Napi::Function>());
+  return a.env().Undefined();
+}
+
+const std::vector<OpEntry> kCore = {
+    {"fromBuffer", fromBuffer},     {"toBuffer", toBuffer},         {"info", info},
+    {"strides", strides},           {"item", item},                 {"free", freeTensor},
+    {"memory", memory},             {"backward", backward},         {"autogradGrad", autogradGrad},
+    {"grad", grad},                 {"setGrad", setGrad},           {"requiresGrad", requiresGrad},
+    {"isLeaf", isLeaf},             {"retainGrad", retainGrad},     {"gradEnabled", gradEnabled},
+    {"isContiguous", isContiguous}, {"sameStorage", sameStorage},   {"setNumThreads", setNumThreads},
+    {"getNumThreads", getNumThreads}, {"manualSeed", manualSeed},   {"rngState", rngState},
+    {"buildInfo", buildInfo},       {"setErrorClass", setErrorClass},
+};
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData(new InstanceData());
+  auto add = [&](const OpEntry& e) {
+    exports.Set(e.name, Napi::Function::New(env, dispatch, e.name, const_cast<OpEntry*>(&e)));
+  };
+  for (const auto& e : kCore) add(e);
+  auto names = Napi::Array::New(env);
+  uint32_t k = 0;
+  for (const auto& e : opTable()) {
+    add(e);
+    names.Set(k++, Napi::String::New(env, e.name));
+  }
+  exports.Set("opNames", names);
+  return exports;
+}
+
+}  // namespace
+}  // namespace dyad
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return dyad::Init(env, exports); }
+NODE_API_MODULE(dyad_addon, InitAddon)

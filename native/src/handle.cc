@@ -1,0 +1,270 @@
+// Handles, argument conversion and errors for the op table (see handle.h).
+#include "handle.h"
+
+namespace dyad {
+
+std::atomic<int64_t> Stats::count{0};
+std::atomic<int64_t> Stats::bytes{0};
+
+static const napi_type_tag kTensorTag = {0x6479616474656e73ULL, 0x6f72686e646c3031ULL};
+
+static int64_t nbytesOf(const at::Tensor& t) {
+  return t.defined() ? static_cast<int64_t>(t.numel() * t.element_size()) : 0;
+}
+
+Napi::Value wrap(Napi::Env env, at::Tensor t) {
+  if (!t.defined()) return env.Null();
+  auto* h = new Holder{std::move(t), 0};
+  h->bytes = nbytesOf(h->t);
+  Stats::count++;
+  Stats::bytes += h->bytes;
+  int64_t adjusted;
+  napi_adjust_external_memory(env, h->bytes, &adjusted);
+  auto ext = Napi::External<Holder>::New(env, h, [](Napi::Env env, Holder* h) {
+    freeHolder(env, h);
+    delete h;
+  });
+  ext.TypeTag(&kTensorTag);
+  return ext;
+}
+
+void freeHolder(Napi::Env env, Holder* h) {
+  if (!h->t.defined() && h->bytes < 0) return;  // already freed
+  h->t = at::Tensor();
+  if (h->bytes >= 0) {
+    Stats::count--;
+    Stats::bytes -= h->bytes;
+    int64_t adjusted;
+    napi_adjust_external_memory(env, -h->bytes, &adjusted);
+    h->bytes = -1;
+  }
+}
+
+Holder* unwrapHolder(Napi::Env env, const Napi::Value& v, const char* what) {
+  if (v.IsExternal()) {
+    auto ext = v.As<Napi::External<Holder>>();
+    if (ext.CheckTypeTag(&kTensorTag)) {
+      Holder* h = ext.Data();
+      if (!h->t.defined()) throw Napi::Error::New(env, std::string(what) + ": the tensor was disposed");
+      return h;
+    }
+  }
+  throw Napi::TypeError::New(env, std::string(what) + ": expected a Tensor");
+}
+
+void throwTorch(Napi::Env env, const std::string& msg) {
+  auto* data = env.GetInstanceData<InstanceData>();
+  if (data && !data->errorClass.IsEmpty()) {
+    Napi::Object err = data->errorClass.New({Napi::String::New(env, msg)});
+    throw Napi::Error(env, err);
+  }
+  throw Napi::Error::New(env, msg);
+}
+
+at::ScalarType parseDtype(const std::string& s) {
+  if (s == "float32" || s == "float") return at::kFloat;
+  if (s == "float64" || s == "double") return at::kDouble;
+  if (s == "float16" || s == "half") return at::kHalf;
+  if (s == "bfloat16") return at::kBFloat16;
+  if (s == "int64" || s == "long") return at::kLong;
+  if (s == "int32" || s == "int") return at::kInt;
+  if (s == "int16") return at::kShort;
+  if (s == "int8") return at::kChar;
+  if (s == "uint8") return at::kByte;
+  if (s == "bool") return at::kBool;
+  throw std::invalid_argument("unknown dtype '" + s +
+                              "': use one of float32, float64, float16, bfloat16, int64, int32, int16, int8, uint8, bool");
+}
+
+const char* dtypeName(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "float32";
+    case at::kDouble: return "float64";
+    case at::kHalf: return "float16";
+    case at::kBFloat16: return "bfloat16";
+    case at::kLong: return "int64";
+    case at::kInt: return "int32";
+    case at::kShort: return "int16";
+    case at::kChar: return "int8";
+    case at::kByte: return "uint8";
+    case at::kBool: return "bool";
+    default: return "unsupported";
+  }
+}
+
+at::Device parseDevice(const std::string& s) {
+  try {
+    return at::Device(s);
+  } catch (const c10::Error&) {
+    throw std::invalid_argument("unknown device '" + s + "': use 'cpu', 'cuda' or 'cuda:N'");
+  }
+}
+
+Napi::Value ret(Napi::Env env, const std::vector<at::Tensor>& v) {
+  auto arr = Napi::Array::New(env, v.size());
+  for (size_t i = 0; i < v.size(); i++) arr.Set(uint32_t(i), wrap(env, v[i]));
+  return arr;
+}
+
+// ---- Args ----------------------------------------------------------------------------
+
+void Args::fail(size_t i, const std::string& expected) {
+  throw Napi::TypeError::New(env(), std::string(op_) + ": argument " + std::to_string(i) + " must be " + expected);
+}
+
+const at::Tensor& Args::t(size_t i) {
+  if (i >= info_.Length()) fail(i, "a Tensor");
+  std::string what = std::string(op_) + ": argument " + std::to_string(i);
+  return unwrapHolder(env(), info_[i], what.c_str())->t;
+}
+
+c10::optional<at::Tensor> Args::ot(size_t i) {
+  if (!has(i)) return c10::nullopt;
+  return t(i);
+}
+
+at::Tensor Args::ts(size_t i) {
+  if (i < info_.Length() && (info_[i].IsNumber() || info_[i].IsBoolean() || info_[i].IsBigInt())) {
+    at::Tensor w = at::scalar_to_tensor(s(i));
+    w.unsafeGetTensorImpl()->set_wrapped_number(true);
+    return w;
+  }
+  return t(i);
+}
+
+at::Scalar Args::s(size_t i) {
+  if (i >= info_.Length()) fail(i, "a number");
+  auto v = info_[i];
+  if (v.IsNumber()) {
+    double d = v.As<Napi::Number>().DoubleValue();
+    return at::Scalar(d);
+  }
+  if (v.IsBoolean()) return at::Scalar(v.As<Napi::Boolean>().Value());
+  if (v.IsBigInt()) {
+    bool lossless;
+    return at::Scalar(static_cast<int64_t>(v.As<Napi::BigInt>().Int64Value(&lossless)));
+  }
+  fail(i, "a number, boolean or bigint");
+}
+
+c10::optional<at::Scalar> Args::os(size_t i) {
+  if (!has(i)) return c10::nullopt;
+  return s(i);
+}
+
+double Args::d(size_t i) {
+  if (i >= info_.Length() || !info_[i].IsNumber()) fail(i, "a number");
+  return info_[i].As<Napi::Number>().DoubleValue();
+}
+
+c10::optional<double> Args::od(size_t i) {
+  if (!has(i)) return c10::nullopt;
+  return d(i);
+}
+
+int64_t Args::i64(size_t i) {
+  if (i < info_.Length() && info_[i].IsBigInt()) {
+    bool lossless;
+    return info_[i].As<Napi::BigInt>().Int64Value(&lossless);
+  }
+  double v = d(i);
+  if (v != static_cast<double>(static_cast<int64_t>(v))) fail(i, "an integer");
+  return static_cast<int64_t>(v);
+}
+
+c10::optional<int64_t> Args::oi64(size_t i) {
+  if (!has(i)) return c10::nullopt;
+  return i64(i);
+}
+
+bool Args::b(size_t i) {
+  if (i >= info_.Length() || !info_[i].IsBoolean()) fail(i, "a boolean");
+  return info_[i].As<Napi::Boolean>().Value();
+}
+
+std::string Args::str(size_t i) {
+  if (i >= info_.Length() || !info_[i].IsString()) fail(i, "a string");
+  return info_[i].As<Napi::String>().Utf8Value();
+}
+
+at::IntArrayRef Args::il(size_t i) {
+  if (i >= info_.Length()) fail(i, "an integer array");
+  auto v = info_[i];
+  std::vector<int64_t> out;
+  if (v.IsNumber()) {
+    out.push_back(i64(i));
+  } else if (v.IsArray()) {
+    auto arr = v.As<Napi::Array>();
+    out.reserve(arr.Length());
+    for (uint32_t k = 0; k < arr.Length(); k++) {
+      Napi::Value e = arr.Get(k);
+      if (!e.IsNumber()) fail(i, "an integer array");
+      double d = e.As<Napi::Number>().DoubleValue();
+      if (d != static_cast<double>(static_cast<int64_t>(d))) fail(i, "an integer array");
+      out.push_back(static_cast<int64_t>(d));
+    }
+  } else {
+    fail(i, "an integer array");
+  }
+  lists_.push_back(std::move(out));
+  return at::IntArrayRef(lists_.back());
+}
+
+at::OptionalIntArrayRef Args::oil(size_t i) {
+  if (!has(i)) return c10::nullopt;
+  return il(i);
+}
+
+std::vector<at::Tensor> Args::tl(size_t i) {
+  if (i >= info_.Length() || !info_[i].IsArray()) fail(i, "an array of Tensors");
+  auto arr = info_[i].As<Napi::Array>();
+  std::vector<at::Tensor> out;
+  out.reserve(arr.Length());
+  for (uint32_t k = 0; k < arr.Length(); k++) {
+    std::string what = std::string(op_) + ": argument " + std::to_string(i) + "[" + std::to_string(k) + "]";
+    out.push_back(unwrapHolder(env(), arr.Get(k), what.c_str())->t);
+  }
+  return out;
+}
+
+c10::List<c10::optional<at::Tensor>> Args::otl(size_t i) {
+  if (i >= info_.Length() || !info_[i].IsArray()) fail(i, "an array of Tensors or nulls");
+  auto arr = info_[i].As<Napi::Array>();
+  c10::List<c10::optional<at::Tensor>> out;
+  for (uint32_t k = 0; k < arr.Length(); k++) {
+    Napi::Value e = arr.Get(k);
+    if (e.IsNull() || e.IsUndefined()) {
+      out.push_back(c10::nullopt);
+    } else {
+      std::string what = std::string(op_) + ": argument " + std::to_string(i) + "[" + std::to_string(k) + "]";
+      out.push_back(unwrapHolder(env(), e, what.c_str())->t);
+    }
+  }
+  return out;
+}
+
+at::ScalarType Args::dt(size_t i) { return parseDtype(str(i)); }
+
+c10::optional<at::ScalarType> Args::odt(size_t i) {
+  if (!has(i)) return c10::nullopt;
+  return dt(i);
+}
+
+at::TensorOptions Args::opts(size_t i) {
+  at::TensorOptions o;
+  if (has(i)) o = o.dtype(dt(i));
+  else o = o.dtype(at::kFloat);
+  if (has(i + 1)) o = o.device(parseDevice(str(i + 1)));
+  return o;
+}
+
+at::MemoryFormat Args::mf(size_t i) {
+  if (!has(i)) return at::MemoryFormat::Contiguous;
+  std::string s = str(i);
+  if (s == "contiguous") return at::MemoryFormat::Contiguous;
+  if (s == "channelsLast") return at::MemoryFormat::ChannelsLast;
+  if (s == "preserve") return at::MemoryFormat::Preserve;
+  fail(i, "'contiguous', 'channelsLast' or 'preserve'");
+}
+
+}  // namespace dyad
