@@ -1,0 +1,13 @@
+/**
+ * dyad's tensor layer: `Tensor`, creation, ops, autograd and memory scopes over libtorch.
+ * Knows nothing of contrastive learning. The public `dyad/torch` entry (src/torch-api.ts)
+ * adds `nn` and `optim` on top.
+ */
+export { Tensor, type Scalar, type TensorOrScalar, type Shape, type MemoryFormat } from './tensor.js';
+export * from './creation.js';
+export { noGrad, enableGrad, isGradEnabled, setGradEnabled } from './autograd.js';
+export * as autograd from './autograd.js';
+export { scope, disposeAll, scopeDepth } from './scope.js';
+export { TorchError, DisposedTensorError } from './errors.js';
+export { type DType, type Device, type TypedArray, DTYPES, itemSize, isFloatingPoint } from './dtype.js';
+export * as functional from './functional.js';
