@@ -1,0 +1,123 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Index, rowsToArrow, type Embedder, type IndexRow } from '../src/index/index.js';
+
+const DIM = 32;
+const ROWS = 3000;
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+function gauss(r: () => number): number {
+  return Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r());
+}
+function unit(v: Float32Array): Float32Array {
+  let s = 0;
+  for (const x of v) s += x * x;
+  const inv = 1 / Math.sqrt(s);
+  return v.map((x) => x * inv);
+}
+
+/** Clustered unit vectors: 30 centres, points scattered around them. */
+function synthetic(n: number, seed: number): Float32Array[] {
+  const r = rng(seed);
+  const centres = Array.from({ length: 30 }, () => unit(Float32Array.from({ length: DIM }, () => gauss(r))));
+  return Array.from({ length: n }, () => {
+    const c = centres[Math.floor(r() * centres.length)]!;
+    return unit(c.map((x) => x + 0.35 * gauss(r) / Math.sqrt(DIM) * 3));
+  });
+}
+
+const vectors = synthetic(ROWS, 7);
+const queries = synthetic(25, 99);
+// Vectors are written directly; this embedder is never asked to embed.
+const embedder: Embedder = { identity: 'synthetic-32', dim: DIM, embedImages: async () => { throw new Error('not used'); } };
+
+function bruteForce(q: Float32Array, k: number): number[] {
+  const sims = vectors.map((v, i) => {
+    let d = 0;
+    for (let j = 0; j < DIM; j++) d += v[j]! * q[j]!;
+    return [d, i] as const;
+  });
+  sims.sort((a, b) => b[0] - a[0]);
+  return sims.slice(0, k).map((s) => s[1]);
+}
+
+let tmp: string;
+before(async () => {
+  tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'dyad-index-ann-'));
+});
+after(async () => {
+  await fsp.rm(tmp, { recursive: true, force: true });
+});
+
+async function filled(name: string, options: Partial<Parameters<typeof Index.open>[0]> = {}): Promise<Index> {
+  const index = await Index.open({ db: path.join(tmp, name), dataset: 'synthetic', embedder, ...options });
+  const rows: IndexRow[] = vectors.map((v, i) => ({
+    id: `r${i}`, path: `/virtual/${i}.png`, label: `c${i % 3}`, split: null, vector: v, size: 1, mtime: 0, model: embedder.identity,
+  }));
+  await index.table.add(rowsToArrow(rows, DIM));
+  return index;
+}
+
+const pathsToIdx = (hits: { path: string }[]) => hits.map((h) => Number(/(\d+)\.png$/.exec(h.path)![1]));
+
+test('flat search below the threshold; IVF-PQ built at the threshold agrees with flat search', async () => {
+  const index = await filled('ivfpq', { annThreshold: 2000, ann: { nprobes: 1000, refineFactor: 50 } });
+  // Flat (no index yet) equals brute force.
+  for (const q of queries.slice(0, 5)) assert.deepEqual(pathsToIdx(await index.search(q, { limit: 10 })), bruteForce(q, 10));
+
+  const { ann } = await index.optimize(); // 3000 rows ≥ annThreshold 2000: builds the index
+  assert.ok(ann, 'vector index built');
+  assert.match(ann!.type, /IVF_PQ/i);
+  assert.equal(ann!.indexedRows, ROWS);
+
+  let overlap = 0;
+  for (const q of queries) {
+    const annHits = await index.search(q, { limit: 10 });
+    const flat = await index.search(q, { limit: 10, exact: true });
+    assert.equal(annHits[0]!.path, flat[0]!.path, 'same top result');
+    assert.ok(Math.abs(annHits[0]!.distance - flat[0]!.distance) < 1e-5, 'refined distances are exact');
+    assert.deepEqual(pathsToIdx(flat), bruteForce(q, 10));
+    const truth = new Set(flat.map((h) => h.path));
+    overlap += annHits.filter((h) => truth.has(h.path)).length;
+  }
+  assert.ok(overlap / (10 * queries.length) >= 0.95, `recall@10 ${overlap / (10 * queries.length)}`);
+
+  // Prefilter still applies with the index.
+  const f = await index.search(queries[0]!, { limit: 5, where: "label = 'c1'" });
+  assert.ok(f.length === 5 && f.every((h) => h.label === 'c1'));
+
+  // Rows added after the index are found too (searched flat until the next optimize).
+  const extra = unit(Float32Array.from({ length: DIM }, (_, j) => (j === 3 ? 1 : 0.01)));
+  await index.table.add(rowsToArrow([{ id: 'extra', path: '/virtual/extra.png', label: null, split: null, vector: extra, size: 1, mtime: 0, model: embedder.identity }], DIM));
+  assert.equal((await index.search(extra, { limit: 1 }))[0]!.id, 'extra');
+  const info = await index.optimize();
+  assert.equal(info.ann!.unindexedRows, 0);
+  assert.equal((await index.search(extra, { limit: 1 }))[0]!.id, 'extra');
+  index.close();
+});
+
+test('below the threshold optimize keeps flat search; HNSW-SQ can be forced and agrees too', async () => {
+  const index = await filled('hnsw', { ann: { type: 'hnsw_sq', ef: 300 } });
+  const { ann } = await index.optimize();
+  assert.equal(ann, null, 'no vector index under annThreshold (100,000)');
+  const forced = await index.optimize({ force: true });
+  assert.match(forced.ann!.type, /HNSW/i);
+  for (const q of queries.slice(0, 10)) {
+    const [a] = await index.search(q, { limit: 1 });
+    const [b] = await index.search(q, { limit: 1, exact: true });
+    assert.equal(a!.path, b!.path);
+  }
+  index.close();
+});
