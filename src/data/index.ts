@@ -1,0 +1,15 @@
+/**
+ * The data layer: decoding with sharp, datasets (folders, Fashion-MNIST/MNIST,
+ * image-text pairs), subsets and splits. Tensors come later, in the loader.
+ */
+export type { CaptionedSample, Channels, Dataset, OnError, RawImage, Sample, WarningHandler } from './types.js';
+export {
+  DecodeError, configureDecoder, decodeImage, grayToRgb, imageExtensions, imageInfo, imageSize, rgbToGray, sniffFormat, supportedFormats,
+  type DecodeOptions, type DecodeReason, type Fit, type ImageInfo, type Kernel,
+} from './decode.js';
+export { FileImageDataset, type FileDatasetOptions, type ValidateResult } from './file_dataset.js';
+export { ImageFolder, comparePaths, type ImageFolderOptions } from './image_folder.js';
+export { FashionMNIST, IdxImageDataset, MNIST, parseIdx, readIdx, type IdxArray, type MnistOptions } from './mnist.js';
+export { DataFileError, ImageTextPairs, parseCsv, readPairList, type CsvRecord, type ImageTextPairsOptions, type PairEntry } from './pairs.js';
+export { Rng } from './random.js';
+export { Subset, balancedSubset, randomSplit, randomSplitIndices } from './subset.js';
