@@ -29,10 +29,13 @@ function fromPython() {
 }
 
 function fromSystem() {
-  const libdirs = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/usr/local/lib'];
+  // LIBTORCH_SYSTEM_DIRS=libdir:includedir:... overrides where the system install is looked for.
+  const custom = process.env.LIBTORCH_SYSTEM_DIRS?.split(path.delimiter).filter(Boolean);
+  const libdirs = custom ?? ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/usr/local/lib'];
+  const prefixes = custom ?? ['/usr/include', '/usr/local/include'];
   for (const libdir of libdirs) {
     if (!existsSync(path.join(libdir, 'libtorch.so'))) continue;
-    for (const prefix of ['/usr/include', '/usr/local/include']) {
+    for (const prefix of prefixes) {
       if (existsSync(path.join(prefix, 'ATen', 'ATen.h'))) {
         return { how: 'system install', include: [prefix, path.join(prefix, 'torch', 'csrc', 'api', 'include')], libdir };
       }
@@ -53,7 +56,7 @@ export function findLibtorch() {
   } else tried.push('LIBTORCH_USE_PYTORCH: not set');
   const sys = fromSystem();
   if (sys) return sys;
-  tried.push('system install: no libtorch.so with ATen headers in /usr or /usr/local');
+  tried.push(`system install: no libtorch.so with ATen headers in ${process.env.LIBTORCH_SYSTEM_DIRS ?? '/usr or /usr/local'}`);
   throw new Error(
     'dyad could not find libtorch. Tried:\n  - ' + tried.join('\n  - ') +
     '\nFix it one of three ways:\n' +

@@ -69,6 +69,7 @@ export function tensor(data: Nested | TypedArray | ArrayBuffer, opts: CreateOpti
     const storage: DType = make === null ? 'float32' : dtype;
     const arr = (make ?? typed.float32!)(flat.length);
     if (arr instanceof BigInt64Array) flat.forEach((v, i) => (arr[i] = BigInt(v as number)));
+    else if (dtype === 'bool') flat.forEach((v, i) => ((arr as Uint8Array)[i] = v ? 1 : 0));
     else flat.forEach((v, i) => ((arr as Float32Array)[i] = Number(v)));
     t = wrap(N.fromBuffer!(arr, storage, opts.shape ?? shape));
     if (storage !== dtype) {

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what dyad needs on a fresh Debian 12 machine, skipping what is already there:
+#   apt: libtorch-dev (libtorch 1.13), libopenblas0-openmp (fast BLAS; without it libtorch
+#        falls back to reference BLAS, ~18x slower matmuls), dataset-fashion-mnist (demo data),
+#        python3-torch (native_functions.yaml and the PyTorch reference benchmarks);
+#   npm: `npm ci` when node_modules is missing or older than package-lock.json.
+# The addon build itself is `npm run build:native` (skipped when up to date).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(libtorch-dev libopenblas0-openmp dataset-fashion-mnist)
+[ -n "${DYAD_SETUP_EXTRA:-}" ] && APT_PACKAGES+=(${DYAD_SETUP_EXTRA})
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "dyad setup: installing ${missing[*]} with apt-get"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "dyad setup: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
