@@ -46,7 +46,7 @@ test('wrong dtypes and bad arguments are errors, not crashes', () => {
   assert.throws(() => torch.ones([2]).item(), /only one-element tensors/);
   // raw addon calls with garbage never crash the process
   assert.throws(() => N.add!({}, 1, 1), /expected a Tensor/);
-  assert.throws(() => N.add!(), /argument 0 must be a Tensor|expected a Tensor/);
+  assert.throws(() => N.add!(), /add: argument \d must be/);
   assert.throws(() => N.zeros!('x'), /integer array/);
   assert.throws(() => N.zeros!([1.5]), /integer array/);
   assert.throws(() => N.fromBuffer!(new Float32Array(3), 'float32', [4]), /needs 16 bytes, got 12/);
