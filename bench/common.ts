@@ -1,0 +1,35 @@
+/** Shared helpers for benchmarks: machine info, timing, and running the Python references. */
+import os from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+
+export const num = (v: unknown, d: number): number => (v === undefined || v === true ? d : Number(v));
+
+export function machine(): Record<string, unknown> {
+  return { date: new Date().toISOString(), cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '?', load1: Number(os.loadavg()[0]!.toFixed(2)) };
+}
+
+/** The Python that has torch (Debian's /usr/bin/python3), or null. */
+export function torchPython(): string | null {
+  for (const py of ['/usr/bin/python3', 'python3']) {
+    const r = spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' });
+    if (r.status === 0) return py;
+  }
+  return null;
+}
+
+/** Runs one of ../shared/bench/*.py (or a copy under bench/reference/) and returns its stdout. */
+export function runReference(script: string, args: (string | number)[]): string | null {
+  const py = torchPython();
+  const candidates = [path.resolve('..', 'shared', 'bench', script), path.resolve('bench', 'reference', script)];
+  const file = candidates.find((f) => existsSync(f));
+  if (py === null || file === undefined) return null;
+  const r = spawnSync(py, [file, ...args.map(String)], { encoding: 'utf8', env: { ...process.env } });
+  if (r.status !== 0) throw new Error(`${script} failed: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+export function emit(o: Record<string, unknown>): void {
+  console.log(JSON.stringify(o));
+}

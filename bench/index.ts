@@ -1,0 +1,26 @@
+/**
+ * `npm run bench -- NAME [--flags]`: dyad's benchmarks. Each prints JSON lines and, where a
+ * PyTorch/torchvision reference exists, runs it in the same session and prints the ratio
+ * (the machines are shared and noisy: only same-session ratios mean anything).
+ */
+import { parseArgs } from 'node:util';
+
+type Bench = (args: Record<string, string | boolean | undefined>) => Promise<void>;
+const benches: Record<string, () => Promise<Bench>> = {
+  matmul: async () => (await import('./matmul.js')).main,
+  'train-step': async () => (await import('./train_step.js')).main,
+  augment: async () => (await import('./augment.js')).main,
+  loader: async () => (await import('./loader.js')).main,
+  search: async () => (await import('./search.js')).main,
+  knn: async () => (await import('./knn.js')).main,
+  'label-efficiency': async () => (await import('./label_efficiency.js')).main,
+};
+
+const [name, ...rest] = process.argv.slice(2);
+if (!name || !(name in benches)) {
+  console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [--flags]`);
+  process.exit(2);
+}
+const { values } = parseArgs({ args: rest, strict: false });
+const run = await benches[name]!();
+await run(values as Record<string, string | boolean | undefined>);
