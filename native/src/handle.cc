@@ -1,6 +1,8 @@
 // Handles, argument conversion and errors for the op table (see handle.h).
 #include "handle.h"
 
+#include <cmath>
+
 namespace dyad {
 
 std::atomic<int64_t> Stats::count{0};
@@ -136,7 +138,10 @@ at::Scalar Args::s(size_t i) {
   if (i >= info_.Length()) fail(i, "a number");
   auto v = info_[i];
   if (v.IsNumber()) {
+    // JS has one number type. Integral values become integer scalars (as Python ints do), so
+    // int64 + 1 stays int64 while float32 * 0.5 and float32 + 1 stay float32.
     double d = v.As<Napi::Number>().DoubleValue();
+    if (std::trunc(d) == d && std::fabs(d) < 9.0e15) return at::Scalar(static_cast<int64_t>(d));
     return at::Scalar(d);
   }
   if (v.IsBoolean()) return at::Scalar(v.As<Napi::Boolean>().Value());

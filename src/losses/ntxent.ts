@@ -1,0 +1,76 @@
+/**
+ * NT-Xent / InfoNCE loss (Chen et al. 2020, "A Simple Framework for Contrastive Learning of
+ * Visual Representations", eq. 1; van den Oord et al. 2018, "Representation Learning with
+ * Contrastive Predictive Coding").
+ *
+ * `forward(out0 [B, D], out1 [B, D])` → scalar. Rows are L2-normalised, and similarities
+ * divided by the temperature τ.
+ * - Without a memory bank: the 2B × 2B similarity matrix of both views; each row's positive is
+ *   the other view of the same image, the other 2B − 2 rows are negatives, and self-similarity
+ *   is masked out. The loss is the mean cross-entropy over all 2B rows.
+ * - With a memory bank (MoCo-style): logits are [out0·out1 | out0·bankᵀ] ([B, 1 + M]) with the
+ *   positive at index 0; the normalised `out1` (the keys) is enqueued after the loss is computed.
+ * Stable: log-softmax via cross-entropy on logits, masked entries set to −∞ (never exp of a
+ * large number).
+ */
+import * as torch from '../torch/index.js';
+import type { Tensor } from '../torch/index.js';
+import { MemoryBank } from './memory_bank.js';
+
+const F = torch.functional;
+
+export interface NTXentLossOptions {
+  /** τ in eq. 1. SimCLR's CIFAR-10 recipe uses 0.5; MoCo uses 0.2 (v2) or 0.07 (v1). */
+  temperature?: number;
+  /** Size of a FIFO bank of negatives (0 = in-batch negatives only). */
+  memoryBankSize?: number;
+  /** Embedding size; required with a memory bank. */
+  dim?: number;
+}
+
+export class NTXentLoss {
+  readonly temperature: number;
+  readonly memoryBank: MemoryBank | null;
+
+  constructor(opts: NTXentLossOptions = {}) {
+    const t = opts.temperature ?? 0.5;
+    if (!(t > 0) || !Number.isFinite(t)) throw new RangeError(`NTXentLoss: temperature must be a positive number, got ${t}`);
+    const m = opts.memoryBankSize ?? 0;
+    if (!Number.isInteger(m) || m < 0) throw new RangeError(`NTXentLoss: memoryBankSize must be a non-negative integer, got ${m}`);
+    if (m > 0 && !(opts.dim! > 0)) throw new RangeError('NTXentLoss: a memory bank needs the embedding size: pass { dim }');
+    this.temperature = t;
+    this.memoryBank = m > 0 ? new MemoryBank({ size: m, dim: opts.dim! }) : null;
+  }
+
+  forward(out0: Tensor, out1: Tensor): Tensor {
+    const s0 = out0.shape;
+    const s1 = out1.shape;
+    if (s0.length !== 2 || s1.length !== 2 || s0[0] !== s1[0] || s0[1] !== s1[1]) {
+      throw new RangeError(`NTXentLoss.forward: out0 and out1 must both be [B, D] with the same shape, got [${s0}] and [${s1}]`);
+    }
+    if (s0[0]! < 1 || (this.memoryBank === null && s0[0]! < 2)) {
+      throw new RangeError(`NTXentLoss.forward: need at least 2 samples for in-batch negatives, got ${s0[0]}`);
+    }
+    const loss = torch.scope(() => {
+      const z0 = F.normalize(out0);
+      const z1 = F.normalize(out1);
+      if (this.memoryBank !== null) {
+        const pos = z0.mul(z1).sum(1, { keepdim: true }); // [B, 1]
+        const neg = z0.matmul(this.memoryBank.negatives().t()); // [B, M]
+        const logits = torch.cat([pos, neg], 1).div(this.temperature);
+        const target = torch.zeros([s0[0]!], { dtype: 'int64' });
+        const l = F.crossEntropy(logits, target);
+        this.memoryBank.enqueue(z1);
+        return l;
+      }
+      const b = s0[0]!;
+      const z = torch.cat([z0, z1], 0); // [2B, D]
+      const eye = torch.eye(2 * b, 2 * b, { dtype: 'bool' });
+      const logits = z.matmul(z.t()).div(this.temperature).maskedFill(eye, -Infinity); // [2B, 2B]
+      const idx = torch.arange(b);
+      const target = torch.cat([idx.add(b), idx]); // row i's positive is i ± B
+      return F.crossEntropy(logits, target);
+    });
+    return loss;
+  }
+}
