@@ -6,6 +6,7 @@
 import { N } from './native.js';
 import { Tensor, wrap, opt, type Shape } from './tensor.js';
 import type { DType } from './dtype.js';
+import { scope } from './scope.js';
 
 type IntOr2 = number | [number, number];
 export type Reduction = 'none' | 'mean' | 'sum';
@@ -188,3 +189,22 @@ export function pad(x: Tensor, padding: number[], o: { mode?: 'constant' | 'refl
   return wrap(N[name]!(x.handle, padding));
 }
 export const pixelShuffle = (x: Tensor, upscaleFactor: number): Tensor => wrap(N.pixelShuffle!(x.handle, upscaleFactor));
+
+/**
+ * softmax(q kᵀ / √d + mask) v, as F.scaled_dot_product_attention (Vaswani et al. 2017, eq. 1).
+ * q: [..., L, d], k: [..., S, d], v: [..., S, dv]; `attnMask` [L, S] (or broadcastable) is
+ * additive (float) or a bool mask where true means "may attend"; `isCausal` masks j > i.
+ */
+export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor,
+  o: { attnMask?: Tensor | null; dropoutP?: number; isCausal?: boolean; scale?: number; training?: boolean } = {}): Tensor {
+  return scope(() => {
+    const scale = o.scale ?? 1 / Math.sqrt(q.size(-1));
+    let scores = q.mul(scale).matmul(k.transpose(-2, -1));
+    const apply = (m: Tensor): Tensor => (m.dtype === 'bool' ? scores.maskedFill(m.logicalNot(), -Infinity) : scores.add(m));
+    if (o.isCausal) scores = apply(wrap(N.ones!([q.size(-2), k.size(-2)], 'bool')).tril());
+    if (o.attnMask) scores = apply(o.attnMask);
+    let attn = softmax(scores, -1);
+    if ((o.dropoutP ?? 0) > 0 && (o.training ?? true)) attn = dropout(attn, { p: o.dropoutP, training: true });
+    return attn.matmul(v);
+  });
+}
