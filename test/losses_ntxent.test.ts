@@ -53,7 +53,7 @@ test('NT-Xent with a memory bank uses the queue as negatives, then enqueues the 
   const loss = new NTXentLoss({ temperature: 0.2, memoryBankSize: 4, dim: 2 });
   const bank = loss.memoryBank!;
   const negs = [[1, 0], [0, 1], [-1, 0], [0, -1]];
-  bank.loadStateDict({ tensors: { bank: torch.tensor(negs) }, meta: { ptr: 0, filled: 4 } });
+  bank.loadStateDict({ bank: torch.tensor(negs), bank_ptr: torch.zeros([1], { dtype: 'int64' }) });
   const q = [[3, 4]];
   const k = [[4, 3]];
   const got = loss.forward(torch.tensor(q), torch.tensor(k)).item();

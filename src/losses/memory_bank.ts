@@ -2,28 +2,29 @@
  * A FIFO queue of negative embeddings, as MoCo's dictionary (He et al. 2020, "Momentum
  * Contrast for Unsupervised Visual Representation Learning", §3.2).
  *
- * Holds `size` rows of `dim`-d L2-normalised vectors. `enqueue(keys [B, dim])` overwrites the
- * oldest B rows; `negatives()` returns the queue [size, dim]. Initialised with random unit
- * vectors, as the reference implementation does. The state (queue and pointer) goes into
- * checkpoints through `stateDict()`.
+ * A module with two buffers, so the queue is saved in checkpoints and restored on resume:
+ * `bank` [size, dim] (initialised with random unit vectors, as the reference implementation
+ * does) and `bank_ptr` [1] (int64, the next row to overwrite). `enqueue(keys [B, dim])`
+ * overwrites the oldest B rows.
  */
+import * as nn from '../nn/index.js';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 
-export class MemoryBank {
+export class MemoryBank extends nn.Module {
   readonly size: number;
   readonly dim: number;
-  private bank: Tensor;
-  private ptr = 0;
-  /** Rows written so far (saturates at `size`). */
-  private filled = 0;
+  declare bank: Tensor;
+  declare bank_ptr: Tensor;
 
   constructor(opts: { size: number; dim: number }) {
+    super();
     if (!Number.isInteger(opts.size) || opts.size < 1) throw new RangeError(`MemoryBank: size must be a positive integer, got ${opts.size}`);
     if (!Number.isInteger(opts.dim) || opts.dim < 1) throw new RangeError(`MemoryBank: dim must be a positive integer, got ${opts.dim}`);
     this.size = opts.size;
     this.dim = opts.dim;
-    this.bank = torch.scope(() => torch.functional.normalize(torch.randn([opts.size, opts.dim]))).keep();
+    this.registerBuffer('bank', torch.scope(() => torch.functional.normalize(torch.randn([opts.size, opts.dim]))));
+    this.registerBuffer('bank_ptr', torch.zeros([1], { dtype: 'int64' }));
   }
 
   /**
@@ -34,9 +35,9 @@ export class MemoryBank {
     return this.bank.clone();
   }
 
-  /** Current write position (the index of the oldest row). */
+  /** The next row to overwrite (the oldest entry). */
   get pointer(): number {
-    return this.ptr;
+    return this.bank_ptr.item();
   }
 
   /** Writes `keys` [B, dim] (detached) over the oldest rows, wrapping around. */
@@ -47,35 +48,24 @@ export class MemoryBank {
       torch.noGrad(() => {
         let k = keys.detach();
         if (b > this.size) k = k.narrow(0, b - this.size, this.size);
+        let ptr = this.pointer;
         let n = k.size(0);
         let off = 0;
         while (n > 0) {
-          const take = Math.min(n, this.size - this.ptr);
-          this.bank.narrow(0, this.ptr, take).copy_(k.narrow(0, off, take));
-          this.ptr = (this.ptr + take) % this.size;
+          const take = Math.min(n, this.size - ptr);
+          this.bank.narrow(0, ptr, take).copy_(k.narrow(0, off, take));
+          ptr = (ptr + take) % this.size;
           off += take;
           n -= take;
         }
-        this.filled = Math.min(this.size, this.filled + b);
+        this.bank_ptr.fill_(ptr);
       }),
     );
   }
 
-  stateDict(): { tensors: Record<string, Tensor>; meta: { ptr: number; filled: number } } {
-    return { tensors: { bank: this.bank }, meta: { ptr: this.ptr, filled: this.filled } };
-  }
-
-  loadStateDict(s: { tensors: Record<string, Tensor>; meta: { ptr: number; filled: number } }): void {
-    const b = s.tensors.bank;
-    if (!b || b.shape[0] !== this.size || b.shape[1] !== this.dim) {
-      throw new RangeError(`MemoryBank.loadStateDict: expected bank [${this.size}, ${this.dim}], got [${b?.shape.join(', ') ?? 'none'}]`);
-    }
-    torch.noGrad(() => this.bank.copy_(b));
-    this.ptr = s.meta.ptr;
-    this.filled = s.meta.filled;
-  }
-
-  dispose(): void {
-    this.bank.dispose();
+  forward(keys: Tensor): Tensor {
+    const negatives = this.negatives();
+    this.enqueue(keys);
+    return negatives;
   }
 }

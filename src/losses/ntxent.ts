@@ -13,6 +13,7 @@
  * Stable: log-softmax via cross-entropy on logits, masked entries set to −∞ (never exp of a
  * large number).
  */
+import * as nn from '../nn/index.js';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import { MemoryBank } from './memory_bank.js';
@@ -28,18 +29,25 @@ export interface NTXentLossOptions {
   dim?: number;
 }
 
-export class NTXentLoss {
+/** A module, so that a memory bank (`memory_bank.bank`) is saved with the method's checkpoint. */
+export class NTXentLoss extends nn.Module {
   readonly temperature: number;
-  readonly memoryBank: MemoryBank | null;
+  memory_bank: MemoryBank | null;
 
   constructor(opts: NTXentLossOptions = {}) {
+    super();
     const t = opts.temperature ?? 0.5;
     if (!(t > 0) || !Number.isFinite(t)) throw new RangeError(`NTXentLoss: temperature must be a positive number, got ${t}`);
     const m = opts.memoryBankSize ?? 0;
     if (!Number.isInteger(m) || m < 0) throw new RangeError(`NTXentLoss: memoryBankSize must be a non-negative integer, got ${m}`);
     if (m > 0 && !(opts.dim! > 0)) throw new RangeError('NTXentLoss: a memory bank needs the embedding size: pass { dim }');
     this.temperature = t;
-    this.memoryBank = m > 0 ? new MemoryBank({ size: m, dim: opts.dim! }) : null;
+    this.memory_bank = m > 0 ? new MemoryBank({ size: m, dim: opts.dim! }) : null;
+  }
+
+  /** The memory bank, if any. */
+  get memoryBank(): MemoryBank | null {
+    return this.memory_bank;
   }
 
   forward(out0: Tensor, out1: Tensor): Tensor {
@@ -48,19 +56,19 @@ export class NTXentLoss {
     if (s0.length !== 2 || s1.length !== 2 || s0[0] !== s1[0] || s0[1] !== s1[1]) {
       throw new RangeError(`NTXentLoss.forward: out0 and out1 must both be [B, D] with the same shape, got [${s0}] and [${s1}]`);
     }
-    if (s0[0]! < 1 || (this.memoryBank === null && s0[0]! < 2)) {
+    if (s0[0]! < 1 || (this.memory_bank === null && s0[0]! < 2)) {
       throw new RangeError(`NTXentLoss.forward: need at least 2 samples for in-batch negatives, got ${s0[0]}`);
     }
     const loss = torch.scope(() => {
       const z0 = F.normalize(out0);
       const z1 = F.normalize(out1);
-      if (this.memoryBank !== null) {
+      if (this.memory_bank !== null) {
         const pos = z0.mul(z1).sum(1, { keepdim: true }); // [B, 1]
-        const neg = z0.matmul(this.memoryBank.negatives().t()); // [B, M]
+        const neg = z0.matmul(this.memory_bank.negatives().t()); // [B, M]
         const logits = torch.cat([pos, neg], 1).div(this.temperature);
         const target = torch.zeros([s0[0]!], { dtype: 'int64' });
         const l = F.crossEntropy(logits, target);
-        this.memoryBank.enqueue(z1);
+        this.memory_bank.enqueue(z1);
         return l;
       }
       const b = s0[0]!;

@@ -1,0 +1,99 @@
+/**
+ * The training configuration: one object whose defaults work. Arguments merge right-most
+ * wins (call > checkpoint/model > defaults). Defaults follow the SimCLR CIFAR-10 recipe
+ * (Chen et al. 2020, Appendix B.9) scaled to a 2-core CPU: width-16 CIFAR-ResNet-18, batch 256,
+ * SGD with lr 0.12 × batch/256 (= 0.06 × batch/128), momentum 0.9, wd 5e-4, cosine schedule.
+ */
+export type MethodName = 'simclr' | 'moco';
+export type BackboneName = 'resnet18' | 'resnet34' | 'resnet50' | 'vit-tiny' | 'vit-small';
+export type OptimizerName = 'sgd' | 'lars' | 'adamw';
+
+export interface TrainConfig {
+  method: MethodName;
+  /** 'fashion-mnist', 'mnist' (needs dataRoot), or a folder of images. */
+  data: string;
+  dataRoot?: string;
+  epochs: number;
+  batch: number;
+  backbone: BackboneName;
+  /** Channels of the first ResNet stage (64 in the paper), or the ViT width. */
+  width: number;
+  /** Training resolution; defaults to 28 for (Fashion-)MNIST and 96 for folders. */
+  imageSize: number;
+  /** 'cifar' (3×3 stem, no max-pool) for images ≤ 64 px, else 'imagenet'. 'auto' picks by imageSize. */
+  stem: 'auto' | 'cifar' | 'imagenet';
+  channels: 1 | 3;
+  optimizer: OptimizerName;
+  /** Learning rate at batch 256; the run uses lr × batch / 256. */
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  warmupEpochs: number;
+  temperature: number;
+  /** MoCo: queue size and base EMA momentum. */
+  memoryBankSize: number;
+  emaMomentum: number;
+  /** Augmentation: smallest crop scale, colour-jitter strength, blur probability. */
+  minScale: number;
+  cjStrength: number;
+  blur: number;
+  seed: number;
+  /** Run folder: metrics.jsonl, results.csv, config.json, last/best.safetensors. */
+  out: string;
+  /** Run the kNN monitor every N epochs (0 = never). */
+  knnEvery: number;
+  knnK: number;
+  knnTemperature: number;
+  /** Cap on the kNN bank size (training images embedded), to bound its cost. */
+  knnBankSize: number;
+  threads: number;
+  /** Stop after this many steps per epoch (tests, quick looks); 0 = whole epochs. */
+  maxStepsPerEpoch: number;
+  /** Use the channels-last memory format (oneDNN's preferred layout). */
+  channelsLast: boolean;
+  /** Hold a folder dataset in memory as one uint8 tensor after the first pass. */
+  cache: boolean;
+}
+
+export function defaultConfig(): TrainConfig {
+  return {
+    method: 'simclr', data: 'fashion-mnist', epochs: 10, batch: 256, backbone: 'resnet18', width: 16, imageSize: 0, stem: 'auto', channels: 1,
+    optimizer: 'sgd', lr: 0.12, momentum: 0.9, weightDecay: 5e-4, warmupEpochs: 0, temperature: 0.5,
+    memoryBankSize: 4096, emaMomentum: 0.99, minScale: 0.2, cjStrength: 0.5, blur: 0, seed: 0, out: 'runs/train',
+    knnEvery: 1, knnK: 200, knnTemperature: 0.1, knnBankSize: 10000, threads: 0, maxStepsPerEpoch: 0, channelsLast: false, cache: true,
+  };
+}
+
+const KNOWN = new Set(Object.keys(defaultConfig()).concat(['dataRoot']));
+
+/** Merges option objects (right-most wins), rejecting unknown keys and bad values with a clear message. */
+export function resolveConfig(...parts: Partial<TrainConfig>[]): TrainConfig {
+  const c = defaultConfig();
+  for (const p of parts) {
+    for (const [k, v] of Object.entries(p)) {
+      if (v === undefined) continue;
+      if (!KNOWN.has(k)) throw new TypeError(`unknown training option '${k}'. Known options: ${[...KNOWN].sort().join(', ')}`);
+      (c as unknown as Record<string, unknown>)[k] = v;
+    }
+  }
+  const oneOf = (k: keyof TrainConfig, vals: readonly string[]): void => {
+    if (!vals.includes(String(c[k]))) throw new TypeError(`unknown ${k} '${String(c[k])}': use one of ${vals.join(', ')}`);
+  };
+  oneOf('method', ['simclr', 'moco']);
+  oneOf('backbone', ['resnet18', 'resnet34', 'resnet50', 'vit-tiny', 'vit-small']);
+  oneOf('optimizer', ['sgd', 'lars', 'adamw']);
+  oneOf('stem', ['auto', 'cifar', 'imagenet']);
+  const positiveInt = (k: keyof TrainConfig, min = 1): void => {
+    const v = c[k] as number;
+    if (!Number.isInteger(v) || v < min) throw new RangeError(`${k} must be an integer ≥ ${min}, got ${String(v)}`);
+  };
+  positiveInt('epochs');
+  positiveInt('batch', 2);
+  positiveInt('width');
+  positiveInt('knnEvery', 0);
+  positiveInt('maxStepsPerEpoch', 0);
+  if (!(c.lr > 0)) throw new RangeError(`lr must be positive, got ${c.lr}`);
+  if (!(c.temperature > 0)) throw new RangeError(`temperature must be positive, got ${c.temperature}`);
+  if (c.channels !== 1 && c.channels !== 3) throw new RangeError(`channels must be 1 or 3, got ${String(c.channels)}`);
+  return c;
+}

@@ -1,0 +1,30 @@
+/** Self-supervised methods, each a small class: backbone + head + loss + default transform. */
+import { createBackbone, type BackboneSpec } from '../models/index.js';
+import { MoCoV2 } from './moco.js';
+import { SimCLR } from './simclr.js';
+import type { Method } from './method.js';
+
+export * from './method.js';
+export * from './simclr.js';
+export * from './moco.js';
+export * from './momentum.js';
+
+export interface MethodSpec {
+  method: 'simclr' | 'moco';
+  backbone: BackboneSpec;
+  temperature?: number;
+  memoryBankSize?: number;
+  emaMomentum?: number;
+}
+
+/** Builds a method by name (the lookup table the trainer and checkpoints use). */
+export function createMethod(spec: MethodSpec): Method {
+  switch (spec.method) {
+    case 'simclr':
+      return new SimCLR(createBackbone(spec.backbone), { temperature: spec.temperature });
+    case 'moco':
+      return new MoCoV2(() => createBackbone(spec.backbone), { temperature: spec.temperature, memoryBankSize: spec.memoryBankSize, momentum: spec.emaMomentum });
+    default:
+      throw new RangeError(`unknown method '${String(spec.method)}': use simclr or moco`);
+  }
+}

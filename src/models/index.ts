@@ -1,0 +1,35 @@
+/** Backbones and heads. `createBackbone` builds one by name, as the CLI and checkpoints name them. */
+import { ResNet, type ResNetOptions } from './resnet.js';
+import { VisionTransformer, type ViTOptions } from './vit.js';
+
+export * from './resnet.js';
+export * from './vit.js';
+export * from './heads.js';
+export * from './transformer.js';
+
+export interface BackboneSpec {
+  name: 'resnet18' | 'resnet34' | 'resnet50' | 'vit-tiny' | 'vit-small';
+  inChannels: number;
+  imageSize: number;
+  /** ResNet: first-stage channels; ViT: embedding width (0 = the size's default). */
+  width?: number;
+  stem?: ResNetOptions['stem'];
+  patchSize?: number;
+}
+
+export function createBackbone(spec: BackboneSpec): ResNet | VisionTransformer {
+  switch (spec.name) {
+    case 'resnet18': case 'resnet34': case 'resnet50':
+      return new ResNet({ depth: Number(spec.name.slice(6)) as 18 | 34 | 50, inChannels: spec.inChannels, width: spec.width || 64,
+        stem: spec.stem ?? (spec.imageSize <= 64 ? 'cifar' : 'imagenet') });
+    case 'vit-tiny': case 'vit-small': {
+      const small = spec.name === 'vit-small';
+      const patch = spec.patchSize ?? (spec.imageSize <= 64 ? 4 : 16);
+      const o: ViTOptions = { imageSize: spec.imageSize, patchSize: patch, inChannels: spec.inChannels,
+        dim: spec.width || (small ? 384 : 192), depth: 12, heads: small ? 6 : 3 };
+      return new VisionTransformer(o);
+    }
+    default:
+      throw new RangeError(`unknown backbone '${String(spec.name)}': use resnet18, resnet34, resnet50, vit-tiny or vit-small`);
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * A pre-LN transformer encoder (Vaswani et al. 2017; pre-LN as in ViT, Dosovitskiy et al.
+ * 2021, and CLIP, Radford et al. 2021) with Hugging Face CLIP's parameter names, so that the
+ * ViT backbone and both CLIP towers share it and HF checkpoints load 1:1:
+ *   layers.N.self_attn.{q,k,v,out}_proj, layers.N.layer_norm1, layers.N.mlp.fc1/fc2, layers.N.layer_norm2
+ */
+import * as nn from '../nn/index.js';
+import * as torch from '../torch/index.js';
+import type { Tensor } from '../torch/index.js';
+
+const F = torch.functional;
+export type Activation = 'gelu' | 'quick_gelu' | 'gelu_new' | 'relu';
+
+export function activate(x: Tensor, act: Activation): Tensor {
+  switch (act) {
+    case 'gelu': return F.gelu(x);
+    case 'gelu_new': return F.gelu(x, { approximate: 'tanh' });
+    case 'quick_gelu': return F.quickGelu(x);
+    case 'relu': return x.relu();
+    default: throw new RangeError(`unknown activation '${String(act)}': use gelu, quick_gelu, gelu_new or relu`);
+  }
+}
+
+export interface TransformerOptions {
+  dim: number;
+  depth: number;
+  heads: number;
+  /** Hidden size of the MLP (default 4·dim). */
+  mlpDim?: number;
+  activation?: Activation;
+  layerNormEps?: number;
+  dropout?: number;
+}
+
+/** Multi-head self-attention with separate q/k/v projections (HF CLIPAttention). x: [N, L, dim]. */
+export class SelfAttention extends nn.Module {
+  q_proj: nn.Linear;
+  k_proj: nn.Linear;
+  v_proj: nn.Linear;
+  out_proj: nn.Linear;
+  constructor(readonly dim: number, readonly heads: number, readonly dropoutP = 0) {
+    super();
+    if (dim % heads !== 0) throw new RangeError(`SelfAttention: dim ${dim} is not divisible by heads ${heads}`);
+    this.q_proj = new nn.Linear(dim, dim);
+    this.k_proj = new nn.Linear(dim, dim);
+    this.v_proj = new nn.Linear(dim, dim);
+    this.out_proj = new nn.Linear(dim, dim);
+  }
+  /** `mask`: additive [L, L] or [N, 1, L, L] (−∞ where attention is not allowed). */
+  forward(x: Tensor, mask: Tensor | null = null): Tensor {
+    const [n, l] = x.shape as [number, number, number];
+    const split = (t: Tensor): Tensor => t.view(n, l, this.heads, this.dim / this.heads).transpose(1, 2); // [N, h, L, d]
+    const o = F.scaledDotProductAttention(split(this.q_proj.forward(x)), split(this.k_proj.forward(x)), split(this.v_proj.forward(x)),
+      { attnMask: mask, dropoutP: this.dropoutP, training: this.training });
+    return this.out_proj.forward(o.transpose(1, 2).reshape([n, l, this.dim]));
+  }
+}
+
+export class TransformerMLP extends nn.Module {
+  fc1: nn.Linear;
+  fc2: nn.Linear;
+  constructor(dim: number, hidden: number, readonly activation: Activation = 'gelu') {
+    super();
+    this.fc1 = new nn.Linear(dim, hidden);
+    this.fc2 = new nn.Linear(hidden, dim);
+  }
+  forward(x: Tensor): Tensor {
+    return this.fc2.forward(activate(this.fc1.forward(x), this.activation));
+  }
+}
+
+/** x + attn(LN(x)), then x + mlp(LN(x)). */
+export class TransformerEncoderLayer extends nn.Module {
+  self_attn: SelfAttention;
+  layer_norm1: nn.LayerNorm;
+  mlp: TransformerMLP;
+  layer_norm2: nn.LayerNorm;
+  constructor(o: TransformerOptions) {
+    super();
+    const eps = o.layerNormEps ?? 1e-5;
+    this.self_attn = new SelfAttention(o.dim, o.heads, o.dropout ?? 0);
+    this.layer_norm1 = new nn.LayerNorm([o.dim], { eps });
+    this.mlp = new TransformerMLP(o.dim, o.mlpDim ?? 4 * o.dim, o.activation ?? 'gelu');
+    this.layer_norm2 = new nn.LayerNorm([o.dim], { eps });
+  }
+  forward(x: Tensor, mask: Tensor | null = null): Tensor {
+    const h = x.add(this.self_attn.forward(this.layer_norm1.forward(x), mask));
+    return h.add(this.mlp.forward(this.layer_norm2.forward(h)));
+  }
+}
+
+/** A stack of encoder layers (`layers.N`). x: [N, L, dim] → [N, L, dim]. */
+export class TransformerEncoder extends nn.Module {
+  layers: nn.ModuleList;
+  constructor(o: TransformerOptions) {
+    super();
+    const layers: nn.Module[] = [];
+    for (let i = 0; i < o.depth; i++) layers.push(new TransformerEncoderLayer(o));
+    this.layers = new nn.ModuleList(layers);
+  }
+  forward(x: Tensor, mask: Tensor | null = null): Tensor {
+    let h = x;
+    for (const layer of this.layers) h = (layer as TransformerEncoderLayer).forward(h, mask);
+    return h;
+  }
+}
+
+/** An additive causal mask [L, L]: 0 on and below the diagonal, −∞ above. */
+export function causalMask(l: number): Tensor {
+  return torch.scope(() => torch.full([l, l], -Infinity).triu(1));
+}
