@@ -11,3 +11,5 @@ export { scope, disposeAll, scopeDepth } from './scope.js';
 export { TorchError, DisposedTensorError } from './errors.js';
 export { type DType, type Device, type TypedArray, DTYPES, itemSize, isFloatingPoint } from './dtype.js';
 export * as functional from './functional.js';
+export * from './safetensors.js';
+export { writeFileAtomic, isAtomicTempFile, type AtomicData } from './io.js';
