@@ -18,7 +18,8 @@ import * as torch from '../torch/index.js';
 import { NTXentLoss } from '../losses/ntxent.js';
 import { MoCoProjectionHead } from '../models/heads.js';
 import { Method, type Backbone, type StepContext } from './method.js';
-import { cosineSchedule, initMomentumCopy, updateMomentum } from './momentum.js';
+import { cosineSchedule } from '../optim/lr_scheduler.js';
+import { initMomentumCopy, updateMomentum } from './momentum.js';
 
 export interface MoCoV2Options {
   temperature?: number;

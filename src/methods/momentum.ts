@@ -5,6 +5,8 @@
 import * as nn from '../nn/index.js';
 import * as torch from '../torch/index.js';
 
+export { cosineSchedule } from '../optim/lr_scheduler.js';
+
 /** θ_ema ← m·θ_ema + (1 − m)·θ for every parameter (buffers are left to the EMA model's own forward). */
 export function updateMomentum(model: nn.Module, ema: nn.Module, m: number): void {
   const src = model.parameters();
@@ -13,13 +15,6 @@ export function updateMomentum(model: nn.Module, ema: nn.Module, m: number): voi
   torch.noGrad(() => {
     for (let i = 0; i < src.length; i++) dst[i]!.lerp_(src[i]!, 1 - m);
   });
-}
-
-/** Cosine schedule from `start` (step 0) to `end` (step `total`). */
-export function cosineSchedule(step: number, total: number, start: number, end: number): number {
-  if (total <= 0) return end;
-  const t = Math.min(Math.max(step / total, 0), 1);
-  return end - (end - start) * (Math.cos(Math.PI * t) + 1) / 2;
 }
 
 /** Copies `model`'s weights into `copy` and freezes `copy` (no gradients). */
