@@ -100,6 +100,31 @@ test('discovery follows reassignment, null and deletion; #private fields and arr
   assert.throws(() => lin.parameters(), /new nn.Parameter/);
 });
 
+test('a buffer reassigned inside a scope survives it, and the old one is freed', () => {
+  class Queue extends nn.Module {
+    declare queue: Tensor;
+    constructor() {
+      super();
+      this.registerBuffer('queue', torch.zeros([4]));
+    }
+    forward(x: Tensor): Tensor {
+      this.queue = torch.cat([x, this.queue.narrow(0, 0, 4 - x.size(0))]);
+      return this.queue;
+    }
+  }
+  const q = new Queue();
+  const first = q.queue;
+  const count = torch.memory().count;
+  for (let i = 1; i <= 3; i++) torch.scope(() => void q.forward(torch.full([1], i)));
+  assert.deepEqual(q.queue.toArray(), [3, 2, 1, 0]);
+  assert.ok(first.isDisposed, 'the replaced buffer was disposed');
+  assert.equal(torch.memory().count, count, 'no leak across steps');
+  assert.deepEqual(q.namedBuffers().map(([n]) => n), ['queue']);
+  assert.throws(() => { (q as { queue: unknown }).queue = 3; }, /cannot assign number to buffer 'queue'/);
+  q.dispose();
+  assert.ok(q.queue.isDisposed);
+});
+
 test('Sequential and ModuleList: indexing, iteration, named children', () => {
   const a = new nn.Linear(2, 3), r = new nn.ReLU(), b = new nn.Linear(3, 1);
   const seq = new nn.Sequential(a, r, b);

@@ -10,7 +10,10 @@
  *   `this.fc` later, or setting `this.bias = null`, is seen too.
  * - **Explicit registration.** `registerParameter`, `registerBuffer`, `registerModule`
  *   (alias `addModule`) set the property and record the name. Buffers (running statistics,
- *   masks, ...) must be registered: a plain `Tensor` property is not state.
+ *   masks, queues) must be registered: a plain `Tensor` property is not state. A registered
+ *   buffer's property keeps whatever tensor is assigned to it and disposes the one it replaces.
+ *   The built-in layers register explicitly, so their slots exist from construction (assigning
+ *   a plain Tensor to `linear.weight` is caught, as PyTorch's TypeError).
  *
  * Not discovered: plain arrays or objects of modules (use `ModuleList`/`Sequential`, as in
  * PyTorch), getters, and JS `#private` fields. To hold a module without registering it (a
@@ -123,15 +126,35 @@ export abstract class Module {
    * Registers `tensor` (or null) as the buffer `this[name]`: state that is not learned, such as
    * BatchNorm's running mean. It is kept (no scope frees it), moves with `to()`, and is in
    * `stateDict()` unless `persistent` is false.
+   *
+   * The module owns its buffers: assigning a new tensor later (`this.queue = torch.cat(...)`)
+   * keeps the new one and disposes the old one, so a buffer replaced every step does not leak
+   * and is not freed by the step's scope. (Updating in place, `copy_`/`mul_`, needs neither.)
    */
   registerBuffer(name: string, tensor: Tensor | null, opts: { persistent?: boolean } = {}): void {
     this._checkName(name, 'buffer');
     if (tensor !== null && !(tensor instanceof Tensor)) throw new TypeError(`registerBuffer('${name}'): expected a Tensor or null`);
     if (tensor instanceof Parameter) throw new TypeError(`registerBuffer('${name}'): got an nn.Parameter; use registerParameter`);
-    this._sync();
-    tensor?.keep();
-    (this as unknown as Record<string, unknown>)[name] = tensor;
-    this._slots.set(name, { kind: 'buffer', persistent: opts.persistent ?? true });
+    const slots = this._sync();
+    const self = this as unknown as Record<string, unknown>;
+    const prev = slots.get(name)?.kind === 'buffer' ? self[name] : undefined;
+    let value: Tensor | null = tensor === null ? null : tensor.keep();
+    if (prev instanceof Tensor && prev !== value) prev.dispose();
+    const owner = this._name();
+    Object.defineProperty(this, name, {
+      enumerable: true,
+      configurable: true,
+      get: () => value,
+      set: (v: unknown) => {
+        if (v != null && (!(v instanceof Tensor) || v instanceof Parameter)) {
+          throw new TypeError(`cannot assign ${v instanceof Parameter ? 'an nn.Parameter' : typeof v} to buffer '${name}' of ${owner} (a Tensor or null required)`);
+        }
+        const next = v == null ? null : (v as Tensor).keep();
+        if (value !== null && value !== next) value.dispose();
+        value = next;
+      },
+    });
+    slots.set(name, { kind: 'buffer', persistent: opts.persistent ?? true });
   }
 
   /** Registers `module` (or null) as the submodule `this[name]`. */
@@ -327,8 +350,7 @@ export abstract class Module {
         for (const [name, b] of m._own<Tensor>('buffer')) {
           const c = convert(b);
           if (c === null) continue;
-          self[name] = c.keep();
-          b.dispose();
+          self[name] = c; // the buffer's setter keeps c and disposes b
         }
       }
     });
