@@ -12,8 +12,6 @@ const benches: Record<string, () => Promise<Bench>> = {
   augment: async () => (await import('./augment.js')).main,
   loader: async () => (await import('./loader.js')).main,
   search: async () => (await import('./search.js')).main,
-  knn: async () => (await import('./knn.js')).main,
-  'label-efficiency': async () => (await import('./label_efficiency.js')).main,
 };
 
 const [name, ...rest] = process.argv.slice(2);

@@ -52,6 +52,11 @@ export class CheckpointError extends Error {
 
 export function saveCheckpoint(path: string, parts: { model: nn.Module; optimizer?: Optimizer<any> | null; scheduler?: LRScheduler | null;
   meta: Omit<CheckpointMeta, 'format' | 'version' | 'optimizer' | 'scheduler'> }): void {
+  // stateDict() hands out new handles on the live tensors: the scope frees the handles.
+  torch.scope(() => saveCheckpointInScope(path, parts));
+}
+
+function saveCheckpointInScope(path: string, parts: Parameters<typeof saveCheckpoint>[1]): void {
   const tensors = new Map<string, Tensor>();
   for (const [k, v] of parts.model.stateDict()) tensors.set(`model.${k}`, v);
   let optimizerMeta: OptimizerStateDict['meta'] | undefined;
@@ -66,11 +71,7 @@ export function saveCheckpoint(path: string, parts: { model: nn.Module; optimize
     format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, ...parts.meta,
     optimizer: optimizerMeta, scheduler: parts.scheduler?.stateDict(),
   };
-  try {
-    saveFile(tensors, path, { dyad: JSON.stringify(meta) });
-  } finally {
-    rng.dispose();
-  }
+  saveFile(tensors, path, { dyad: JSON.stringify(meta) });
 }
 
 /** Reads a dyad checkpoint; errors name the file and say what is wrong with it. */

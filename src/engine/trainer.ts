@@ -215,3 +215,24 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
   return { config, metrics, best, lastPath, bestPath, method };
 }
 
+
+/** A trained method rebuilt from a checkpoint (`dyad train`'s last/best.safetensors), in eval mode. */
+export function loadMethod(file: string): { method: Method; config: TrainConfig & { mean: number[]; std: number[] }; names: string[]; meta: ReturnType<typeof loadCheckpoint>['meta'] } {
+  const ck = loadCheckpoint(file);
+  try {
+    if (ck.meta.task !== 'embedder') throw new Error(`${file} holds a ${ck.meta.task}, not a self-supervised embedder`);
+    const saved = ck.meta.config as Partial<TrainConfig> & { mean: number[]; std: number[] };
+    const { mean, std, ...rest } = saved;
+    const config = { ...resolveConfig(rest as Partial<TrainConfig>), mean, std };
+    const method = buildMethod(config);
+    try {
+      method.loadStateDict(ck.model);
+    } catch (e) {
+      throw new Error(`${file}: the weights do not match the model described by its config (${(e as Error).message})`);
+    }
+    method.eval();
+    return { method, config, names: ck.meta.names ?? [], meta: ck.meta };
+  } finally {
+    disposeCheckpoint(ck);
+  }
+}

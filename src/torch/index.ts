@@ -13,3 +13,4 @@ export { type DType, type Device, type TypedArray, DTYPES, itemSize, isFloatingP
 export * as functional from './functional.js';
 export * from './safetensors.js';
 export { writeFileAtomic, isAtomicTempFile, type AtomicData } from './io.js';
+export { saveNpy, loadNpy, toNpy } from './npy.js';

@@ -1,0 +1,54 @@
+/**
+ * One SimCLR training step of a CIFAR-style ResNet-18 (3×3 stem, no max-pool, width
+ * multiplier, 1-channel 28×28 input, projection head to 128-d, NT-Xent τ=0.5, SGD momentum 0.9),
+ * the same model and step as ../shared/bench/torch_reference.py (PyTorch eager), which this
+ * runs in the same session for the ratio. img_per_s counts both views.
+ * Flags: --width 16 --batch 256 --threads 2 --steps 5 --variants separate,concat,channels-last
+ */
+import * as torch from '../src/torch/index.js';
+import { SimCLR } from '../src/methods/simclr.js';
+import { ResNet } from '../src/models/resnet.js';
+import { SGD } from '../src/optim/index.js';
+import { emit, machine, num, runReference } from './common.js';
+
+function measure(o: { width: number; batch: number; steps: number; concat: boolean; channelsLast: boolean }): number {
+  torch.manualSeed(0);
+  const model = new SimCLR(new ResNet({ depth: 18, stem: 'cifar', width: o.width, inChannels: 1 }), { hiddenDim: 512, outputDim: 128, temperature: 0.5, concatViews: o.concat });
+  const opt = new SGD(model.parameters(), { lr: 0.06, momentum: 0.9, weightDecay: 5e-4 });
+  const x1 = torch.randn([o.batch, 1, 28, 28]).keep();
+  const x2 = torch.randn([o.batch, 1, 28, 28]).keep();
+  const fmt = (x: torch.Tensor): torch.Tensor => (o.channelsLast ? x.contiguous('channelsLast') : x);
+  const step = (): number => torch.scope(() => {
+    opt.zeroGrad();
+    const loss = model.trainingStep([fmt(x1), fmt(x2)], { step: 0, totalSteps: 1, epoch: 0 });
+    loss.backward();
+    opt.step();
+    return loss.item();
+  });
+  step();
+  const t0 = performance.now();
+  for (let i = 0; i < o.steps; i++) step();
+  const s = (performance.now() - t0) / 1000 / o.steps;
+  model.dispose();
+  opt.dispose();
+  x1.dispose();
+  x2.dispose();
+  return (2 * o.batch) / s;
+}
+
+export async function main(args: Record<string, unknown>): Promise<void> {
+  const width = num(args.width, 16);
+  const batch = num(args.batch, 256);
+  const threads = num(args.threads, 2);
+  const steps = num(args.steps, 5);
+  const variants = String(args.variants ?? 'separate,concat,channels-last').split(',');
+  torch.setNumThreads(threads);
+  const ref = args['no-reference'] ? null : runReference('torch_reference.py', [width, batch, steps, threads]);
+  const refImgPerS = ref ? Number(/img_per_s=([\d.]+)/.exec(ref)?.[1]) : null;
+  for (const v of variants) {
+    const imgPerS = measure({ width, batch, steps, concat: v !== 'separate', channelsLast: v === 'channels-last' });
+    emit({ bench: 'train-step', variant: v, width, batch, threads, img_per_s: Number(imgPerS.toFixed(1)),
+      torch_img_per_s: refImgPerS, ratio: refImgPerS ? Number((imgPerS / refImgPerS).toFixed(3)) : null, ...machine() });
+  }
+  if (ref) console.error(`reference: ${ref}`);
+}

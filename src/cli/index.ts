@@ -1,0 +1,48 @@
+/**
+ * The `dyad` command line (commander). Every command has `--help`; bad input ends with one
+ * line `dyad: error: ...` naming the argument and the fix, and exit code 1 (2 for usage errors).
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { registerTrainCommands } from './train.js';
+
+export function program(): Command {
+  const p = new Command('dyad')
+    .description('Contrastive representation learning for TypeScript: train image embeddings (SimCLR, MoCo), use them to classify, search and deduplicate.')
+    .showHelpAfterError('(add --help for usage)')
+    .configureOutput({ outputError: (s, write) => write(s.startsWith('error:') ? `dyad: ${s}` : s) });
+  registerTrainCommands(p);
+  return p;
+}
+
+/** Parses an integer option, with a message naming the flag. */
+export function intArg(name: string, min = 0): (v: string) => number {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}, got '${v}'`);
+    return n;
+  };
+}
+export function floatArg(name: string): (v: string) => number {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got '${v}'`);
+    return n;
+  };
+}
+export { Option };
+
+/** Runs the CLI; errors print one line and set the exit code instead of a stack trace. */
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await program().parseAsync(argv);
+  } catch (e) {
+    const err = e as Error & { code?: string; exitCode?: number };
+    if (err.code?.startsWith('commander.')) {
+      process.exitCode = err.exitCode ?? 2;
+      return;
+    }
+    console.error(`dyad: error: ${err.message}`);
+    if (process.env.DYAD_DEBUG) console.error(err.stack);
+    process.exitCode = 1;
+  }
+}

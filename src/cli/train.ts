@@ -1,0 +1,102 @@
+/** `dyad train`, `dyad embed`, `dyad knn`: self-supervised training and its direct uses. */
+import path from 'node:path';
+
+import { Command, Option } from 'commander';
+import * as torch from '../torch/index.js';
+import { saveFile } from '../torch/safetensors.js';
+import { saveNpy } from '../torch/npy.js';
+import { writeFileAtomic } from '../torch/io.js';
+import { ImageFolder, InMemoryDataset } from '../data/index.js';
+import { train, loadMethod } from '../engine/trainer.js';
+import { loadTrainData, DataError } from '../engine/data.js';
+import { embedIndices, knnMonitor } from '../engine/evaluate.js';
+import { existsSync, statSync } from 'node:fs';
+import { intArg, floatArg } from './index.js';
+
+export function registerTrainCommands(p: Command): void {
+  p.command('train')
+    .description('train an image encoder by contrastive self-supervised learning (SimCLR or MoCo v2)')
+    .addOption(new Option('--method <name>', 'method').choices(['simclr', 'moco']).default('simclr'))
+    .option('--data <dir|fashion-mnist|mnist>', 'a folder of images (class subfolders optional), or a built-in dataset', 'fashion-mnist')
+    .option('--data-root <dir>', 'folder of the IDX files for fashion-mnist/mnist')
+    .option('--epochs <n>', 'epochs', intArg('--epochs', 1), 10)
+    .option('--batch <n>', 'images per batch (lr scales with batch/256)', intArg('--batch', 2), 256)
+    .addOption(new Option('--backbone <name>', 'backbone').choices(['resnet18', 'resnet34', 'resnet50', 'vit-tiny', 'vit-small']).default('resnet18'))
+    .option('--width <n>', 'channels of the first ResNet stage (64 in the paper) or ViT width', intArg('--width', 1), 16)
+    .option('--image-size <n>', 'training resolution (default 28 for (fashion-)mnist, 96 for folders)', intArg('--image-size', 8))
+    .addOption(new Option('--channels <n>', 'input channels').choices(['1', '3']))
+    .addOption(new Option('--optimizer <name>', 'optimizer').choices(['sgd', 'lars', 'adamw']).default('sgd'))
+    .option('--lr <x>', 'learning rate at batch 256', floatArg('--lr'))
+    .option('--weight-decay <x>', 'weight decay (not on biases and norms)', floatArg('--weight-decay'))
+    .option('--warmup-epochs <n>', 'linear warmup epochs before the cosine decay', intArg('--warmup-epochs', 0))
+    .option('--temperature <x>', 'NT-Xent temperature (default 0.5 SimCLR, 0.2 MoCo)', floatArg('--temperature'))
+    .option('--memory-bank-size <n>', 'MoCo queue size', intArg('--memory-bank-size', 1))
+    .option('--min-scale <x>', 'smallest random-resized-crop scale', floatArg('--min-scale'))
+    .option('--cj-strength <x>', 'colour-jitter strength (lower for small images)', floatArg('--cj-strength'))
+    .option('--blur <p>', 'Gaussian blur probability', floatArg('--blur'))
+    .option('--seed <n>', 'random seed', intArg('--seed', 0), 0)
+    .option('--threads <n>', 'libtorch threads (default: all cores)', intArg('--threads', 1))
+    .option('--knn-every <n>', 'run the kNN monitor every N epochs (0: never)', intArg('--knn-every', 0))
+    .option('--max-steps-per-epoch <n>', 'cap steps per epoch (quick runs)', intArg('--max-steps-per-epoch', 0))
+    .option('--channels-last', 'use the channels-last memory format')
+    .option('--out <dir>', 'run folder', 'runs/train')
+    .option('--resume', 'continue the run in --out from last.safetensors')
+    .action(async (o) => {
+      const temperature = o.temperature ?? (o.method === 'moco' ? 0.2 : undefined);
+      const r = await train({
+        method: o.method, data: o.data, dataRoot: o.dataRoot, epochs: o.epochs, batch: o.batch, backbone: o.backbone, width: o.width,
+        imageSize: o.imageSize, channels: o.channels ? (Number(o.channels) as 1 | 3) : undefined, optimizer: o.optimizer, lr: o.lr,
+        weightDecay: o.weightDecay, warmupEpochs: o.warmupEpochs, temperature, memoryBankSize: o.memoryBankSize, minScale: o.minScale,
+        cjStrength: o.cjStrength, blur: o.blur, seed: o.seed, threads: o.threads, knnEvery: o.knnEvery, maxStepsPerEpoch: o.maxStepsPerEpoch,
+        channelsLast: o.channelsLast, out: o.out,
+      }, { resume: Boolean(o.resume) });
+      const last = r.metrics.at(-1);
+      console.log(`done: ${r.config.out}  loss ${last?.loss.toFixed(4)}` + (last?.knn_top1 !== undefined ? `  knn_top1 ${(last.knn_top1 * 100).toFixed(2)}%` : '') +
+        `  best ${r.bestPath}`);
+    });
+
+  p.command('embed')
+    .description('embed a folder of images with a trained encoder; writes .safetensors or .npy plus a CSV of paths')
+    .requiredOption('--weights <file>', 'a checkpoint from dyad train (best.safetensors)')
+    .requiredOption('--data <dir>', 'folder of images')
+    .requiredOption('--out <file>', 'output file: .safetensors or .npy (the CSV goes next to it)')
+    .option('--batch <n>', 'images per batch', intArg('--batch', 1), 256)
+    .action(async (o) => {
+      const ext = path.extname(o.out).toLowerCase();
+      if (ext !== '.safetensors' && ext !== '.npy') throw new Error(`--out ${o.out}: use a .safetensors or .npy file name`);
+      const { method, config } = loadMethod(o.weights);
+      checkDir(o.data);
+      const folder = await ImageFolder.open(o.data, { channels: config.channels, labels: 'auto', onError: 'skip' });
+      const ds = await InMemoryDataset.from(folder, { imageSize: config.imageSize, channels: config.channels, fit: 'cover' });
+      const idx = [...Array(ds.length).keys()];
+      const vectors = torch.scope(() => torch.functional.normalize(embedIndices((x) => method.embed(x), ds, idx, { mean: config.mean, std: config.std, batch: o.batch })));
+      if (ext === '.npy') saveNpy(vectors, o.out);
+      else saveFile({ embeddings: vectors }, o.out, { paths: JSON.stringify(ds.paths ?? []), weights: path.resolve(o.weights) });
+      const csv = 'index,path,label\n' + idx.map((i) => `${i},${JSON.stringify(ds.paths?.[i] ?? '')},${ds.labels[i]! >= 0 ? JSON.stringify(ds.names[ds.labels[i]!]) : ''}`).join('\n') + '\n';
+      const csvPath = o.out.replace(/\.(safetensors|npy)$/i, '.csv');
+      writeFileAtomic(csvPath, csv);
+      console.log(`wrote ${ds.length} × ${vectors.size(1)} embeddings to ${o.out} and paths to ${csvPath}`);
+    });
+
+  p.command('knn')
+    .description('kNN top-1 accuracy (k=200, cosine, exp(sim/0.1) weights) of a trained encoder on labelled data')
+    .requiredOption('--weights <file>', 'a checkpoint from dyad train')
+    .option('--data <dir|fashion-mnist>', 'labelled data: fashion-mnist, or a folder with class subfolders (train/ + val/ or a 10% hold-out)', 'fashion-mnist')
+    .option('--data-root <dir>', 'folder of the IDX files')
+    .option('--k <n>', 'neighbours', intArg('--k', 1), 200)
+    .option('--bank-size <n>', 'training images in the kNN bank', intArg('--bank-size', 1), 60000)
+    .option('--json', 'print JSON')
+    .action(async (o) => {
+      const { method, config } = loadMethod(o.weights);
+      const data = await loadTrainData({ data: o.data, dataRoot: o.dataRoot, imageSize: config.imageSize, channels: config.channels, seed: config.seed, knnBankSize: o.bankSize });
+      if (data.knn === null) throw new DataError(`--data ${o.data} has no class labels; kNN accuracy needs class subfolders`);
+      const acc = knnMonitor((x) => method.embed(x), data.knn, { mean: config.mean, std: config.std, k: o.k });
+      if (o.json) console.log(JSON.stringify({ knn_top1: acc, k: o.k, bank: data.knn.bankIndices.length, queries: data.knn.queryIndices.length }));
+      else console.log(`knn_top1 ${(acc * 100).toFixed(2)}%  (k=${o.k}, bank ${data.knn.bankIndices.length}, queries ${data.knn.queryIndices.length})`);
+    });
+}
+
+function checkDir(dir: string): void {
+  if (!existsSync(dir)) throw new DataError(`--data ${dir} does not exist; pass a folder of images`);
+  if (!statSync(dir).isDirectory()) throw new DataError(`--data ${dir} is not a folder`);
+}
