@@ -1,0 +1,16 @@
+/**
+ * dyad: contrastive representation learning for TypeScript. The tensor layer is `dyad/torch`;
+ * this entry point holds what is built on it.
+ */
+export * as torch from './torch-api.js';
+export { NTXentLoss, type NTXentLossOptions } from './losses/ntxent.js';
+export { MemoryBank } from './losses/memory_bank.js';
+export * from './models/index.js';
+export * from './methods/index.js';
+export { train, loadMethod, buildMethod, buildTransform, TrainingDivergedError, type TrainResult, type EpochMetrics } from './engine/trainer.js';
+export { defaultConfig, resolveConfig, type TrainConfig } from './engine/config.js';
+export { knnScores, knnAccuracy, type KNNOptions } from './engine/knn.js';
+export { saveCheckpoint, loadCheckpoint, CheckpointError, type CheckpointMeta } from './engine/checkpoint.js';
+export * as data from './data/index.js';
+export * as transforms from './transforms/index.js';
+export { CLIPTokenizer } from './models/clip/tokenizer.js';
