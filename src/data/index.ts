@@ -13,3 +13,8 @@ export { FashionMNIST, IdxImageDataset, MNIST, parseIdx, readIdx, type IdxArray,
 export { DataFileError, ImageTextPairs, parseCsv, readPairList, type CsvRecord, type ImageTextPairsOptions, type PairEntry } from './pairs.js';
 export { Rng } from './random.js';
 export { Subset, balancedSubset, randomSplit, randomSplitIndices } from './subset.js';
+export {
+  DataLoader, LoaderIterator, collate, commonShape, isTensorDataset, packNCHW, prepareImage, resizeRaw, stackImages,
+  type Batch, type DataLoaderOptions, type ImageTarget, type LoaderStats, type TensorDataset,
+} from './loader.js';
+export { InMemoryDataset, type InMemoryOptions } from './memory_dataset.js';
