@@ -320,8 +320,8 @@ function cleanDetail(message: string, name: string): string {
   return text.length > 300 ? `${text.slice(0, 297)}...` : text;
 }
 
-async function readHead(source: Source): Promise<{ head: Uint8Array; size: number } | { missing: true } | { notFile: string }> {
-  if (typeof source !== 'string') return { head: source.subarray(0, 32), size: source.length };
+async function readHead(source: Source): Promise<{ head: Uint8Array; tail: Uint8Array; size: number } | { missing: true } | { notFile: string }> {
+  if (typeof source !== 'string') return { head: source.subarray(0, 32), tail: source.subarray(Math.max(0, source.length - 16)), size: source.length };
   let handle: Awaited<ReturnType<typeof fsp.open>> | undefined;
   try {
     const st = await fsp.stat(source);
@@ -329,12 +329,14 @@ async function readHead(source: Source): Promise<{ head: Uint8Array; size: numbe
     handle = await fsp.open(source, 'r');
     const head = new Uint8Array(32);
     const { bytesRead } = await handle.read(head, 0, 32, 0);
-    return { head: head.subarray(0, bytesRead), size: st.size };
+    const tail = new Uint8Array(Math.min(16, st.size));
+    await handle.read(tail, 0, tail.length, st.size - tail.length);
+    return { head: head.subarray(0, bytesRead), tail, size: st.size };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return { missing: true };
     if (code === 'EACCES' || code === 'EPERM') return { notFile: 'not readable (permission denied)' };
-    return { head: new Uint8Array(0), size: -1 };
+    return { head: new Uint8Array(0), tail: new Uint8Array(0), size: -1 };
   } finally {
     await handle?.close();
   }
@@ -359,7 +361,12 @@ async function classify(source: Source, name: string, err: unknown): Promise<Dec
     return new DecodeError(name, 'unsupported', what, `this build reads ${supported.join(', ')}`,
       `Convert the file to PNG or JPEG, remove it, ${SKIP_HINT}.`, opts);
   }
-  const truncated = /premature end|unexpected end|end of file|truncat|not enough data|out of data|short read/i.test(raw);
+  // libvips' message is not always specific ('Unknown error' under some thread interleavings), so
+  // also look at the file's end: a JPEG ends with the EOI marker FF D9, a PNG with an IEND chunk.
+  const t = head.tail;
+  const missingEnd = (fmt === 'jpeg' && !(t.length >= 2 && t[t.length - 2] === 0xff && t[t.length - 1] === 0xd9)) ||
+    (fmt === 'png' && !(t.length >= 8 && String.fromCharCode(...t.subarray(t.length - 8, t.length - 4)) === 'IEND'));
+  const truncated = missingEnd || /premature end|unexpected end|end of file|truncat|not enough data|out of data|short read/i.test(raw);
   // libpng reports truncation and bad checksums alike as 'read error'.
   const what = truncated ? `truncated ${fmt}` : /read error/i.test(raw) ? `corrupt or truncated ${fmt}` : `corrupt ${fmt}`;
   return new DecodeError(name, truncated ? 'truncated' : 'corrupt', what, detail, `Remove or re-export the file, ${SKIP_HINT}.`, opts);
