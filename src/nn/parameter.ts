@@ -38,14 +38,7 @@ export class Parameter extends Tensor {
    */
   setData_(data: Tensor): this {
     const requiresGrad = this.requiresGrad;
-    const h = N.detach!(data.handle) as Handle;
-    // Tensor keeps its native handle and cached metadata in (TS-)private fields; swap both.
-    const self = this as unknown as { _h: Handle | null; _info: unknown };
-    if (!('_h' in self) || !('_info' in self)) throw new Error('Parameter.setData_: Tensor internals changed (_h/_info); update src/nn/parameter.ts');
-    const old = self._h;
-    self._h = h;
-    self._info = null;
-    if (old !== null) N.free!(old);
+    this._replaceHandle(N.detach!(data.handle) as Handle);
     if (requiresGrad) this.requiresGrad_(true);
     return this;
   }

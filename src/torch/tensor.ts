@@ -84,6 +84,16 @@ export class Tensor implements Owned {
     }
   }
   [Symbol.dispose](): void { this.dispose(); }
+  /**
+   * Internal: points this object at another native tensor and frees the old handle, keeping the
+   * JS object's identity (PyTorch's `param.data = t`; used by `nn.Parameter.setData_`).
+   */
+  _replaceHandle(h: Handle): void {
+    const old = this._h;
+    this._h = h;
+    this._info = null;
+    if (old !== null) N.free!(old);
+  }
   /** Exempts this tensor from every enclosing `torch.scope`; free it with `dispose()` or let GC do it. */
   keep(): this {
     this._kept = true;
