@@ -9,6 +9,7 @@ type Bench = (args: Record<string, string | boolean | undefined>) => Promise<voi
 const benches: Record<string, () => Promise<Bench>> = {
   matmul: async () => (await import('./matmul.js')).main,
   'train-step': async () => (await import('./train_step.js')).main,
+  knn: async () => (await import('./knn.js')).main,
   augment: async () => (await import('./augment.js')).main,
   loader: async () => (await import('./loader.js')).main,
   search: async () => (await import('./search.js')).main,
