@@ -49,11 +49,11 @@ export interface AnnOptions {
   type?: 'ivf_pq' | 'hnsw_sq';
   /** IVF partitions. Default ≈ √rows (IVF-PQ), ≈ rows/100k (HNSW-SQ), at least 1. */
   numPartitions?: number;
-  /** PQ sub-vectors. Default: a divisor of dim near dim/8 (16 for 128-d). */
+  /** PQ sub-vectors. Default: a divisor of dim near dim/4 (32 for 128-d). */
   numSubVectors?: number;
-  /** Partitions probed per query (IVF). Default 40. */
+  /** Partitions probed per query (IVF). Default 20. */
   nprobes?: number;
-  /** Candidates re-ranked with the full vectors = limit × refineFactor. Default 10. */
+  /** Candidates re-ranked with the full vectors = limit × refineFactor. Default 20. */
   refineFactor?: number;
   /** HNSW search breadth. Default 150. */
   ef?: number;
@@ -62,7 +62,7 @@ export interface AnnOptions {
   efConstruction?: number;
 }
 
-export const ANN_DEFAULTS = { type: 'ivf_pq', nprobes: 40, refineFactor: 10, ef: 150, m: 20, efConstruction: 300 } as const;
+export const ANN_DEFAULTS = { type: 'ivf_pq', nprobes: 20, refineFactor: 20, ef: 150, m: 20, efConstruction: 300 } as const;
 
 export interface IndexOpenOptions {
   /** Database folder (created when missing) or an object-store URI (`s3://bucket/path`). */
@@ -79,6 +79,11 @@ export interface IndexOpenOptions {
   ann?: AnnOptions;
   /** Passed to LanceDB (object-store credentials, ...). */
   storageOptions?: Record<string, string>;
+  /**
+   * Seconds after which reads check for writes made by other processes (0: every read).
+   * Default: never; call `refresh()` instead.
+   */
+  readConsistencyInterval?: number;
 }
 
 export interface UpdateProgress {
@@ -294,7 +299,10 @@ export class Index {
     if (!isUri(o.db)) await checkLocalDb(o.db, readOnly);
     let conn: lancedb.Connection;
     try {
-      conn = await lancedb.connect(o.db, o.storageOptions ? { storageOptions: o.storageOptions } : undefined);
+      conn = await lancedb.connect(o.db, {
+        ...(o.storageOptions && { storageOptions: o.storageOptions }),
+        ...(o.readConsistencyInterval !== undefined && { readConsistencyInterval: o.readConsistencyInterval }),
+      });
     } catch (err) {
       throw new IndexError('DB_UNREADABLE', `Cannot open database ${o.db}: ${(err as Error).message}. Check the path or URI and its credentials, or choose another --db.`, { cause: err });
     }
@@ -394,6 +402,11 @@ export class Index {
   /** The underlying LanceDB table (for advanced queries). */
   get table(): lancedb.Table {
     return this.#table;
+  }
+
+  /** Sees writes made since opening by other processes. */
+  async refresh(): Promise<void> {
+    await this.#table.checkoutLatest();
   }
 
   close(): void {
@@ -591,8 +604,10 @@ export class Index {
     if (options.where) q = q.where(options.where);
     if (options.exact) q = q.bypassVectorIndex();
     else {
-      if (this.ann.type === 'hnsw_sq') q = q.ef(options.ef ?? this.ann.ef);
-      q = q.nprobes(options.nprobes ?? this.ann.nprobes).refineFactor(options.refineFactor ?? this.ann.refineFactor);
+      const refine = options.refineFactor ?? this.ann.refineFactor;
+      // HNSW needs ef ≥ the candidates asked of it (limit × refineFactor).
+      if (this.ann.type === 'hnsw_sq') q = q.ef(Math.max(options.ef ?? this.ann.ef, limit * Math.max(1, refine)));
+      q = q.nprobes(options.nprobes ?? this.ann.nprobes).refineFactor(refine);
     }
     const rows = await this.#withFilter(options.where, () => q.toArray());
     return rows.map((r: Record<string, unknown>) => {
@@ -768,7 +783,7 @@ export class Index {
         let vq = this.#table.vectorSearch(vecs.subarray(s * this.dim, (s + 1) * this.dim));
         for (let j = s + 1; j < e; j++) vq = vq.addQueryVector(vecs.subarray(j * this.dim, (j + 1) * this.dim));
         vq = vq.distanceType('cosine').limit(k + 1).select(['id', '_distance']).nprobes(this.ann.nprobes).refineFactor(this.ann.refineFactor);
-        if (this.ann.type === 'hnsw_sq') vq = vq.ef(this.ann.ef);
+        if (this.ann.type === 'hnsw_sq') vq = vq.ef(Math.max(this.ann.ef, (k + 1) * this.ann.refineFactor));
         if (options.where) vq = vq.where(options.where);
         const res = await vq.toArrow();
         const rid = strings(res.getChild('id'), res.numRows);
@@ -825,29 +840,34 @@ export class Index {
 
   #annConfig(rows: number): lancedb.Index {
     const a = this.ann;
+    const p = annBuildParams(rows, this.dim, a);
     if (a.type === 'hnsw_sq') {
-      return lancedb.Index.hnswSq({
-        distanceType: 'cosine',
-        numPartitions: a.numPartitions ?? Math.max(1, Math.round(rows / 100_000)),
-        m: a.m,
-        efConstruction: a.efConstruction,
-      });
+      return lancedb.Index.hnswSq({ distanceType: 'cosine', numPartitions: p.numPartitions, m: a.m, efConstruction: a.efConstruction });
     }
-    return lancedb.Index.ivfPq({
-      distanceType: 'cosine',
-      numPartitions: a.numPartitions ?? Math.max(1, Math.min(Math.round(Math.sqrt(rows)), Math.floor(rows / 256) || 1)),
-      numSubVectors: a.numSubVectors ?? largestDivisorAtMost(this.dim, this.dim / 8),
-    });
+    return lancedb.Index.ivfPq({ distanceType: 'cosine', numPartitions: p.numPartitions, numSubVectors: p.numSubVectors! });
   }
+}
+
+/**
+ * Build parameters of the vector index for a table of `rows` rows: IVF partitions ≈ √rows
+ * (≥ 256 rows each) for IVF-PQ, one per 100k rows for HNSW-SQ; PQ sub-vectors of 4 dims
+ * (dim/4 codes of 8 bits: 32 bytes per 128-d vector).
+ */
+export function annBuildParams(rows: number, dim: number, ann: AnnOptions = {}): { numPartitions: number; numSubVectors?: number } {
+  if ((ann.type ?? ANN_DEFAULTS.type) === 'hnsw_sq') {
+    return { numPartitions: ann.numPartitions ?? Math.max(1, Math.round(rows / 100_000)) };
+  }
+  return {
+    numPartitions: ann.numPartitions ?? Math.max(1, Math.min(Math.round(Math.sqrt(rows)), Math.floor(rows / 256))),
+    numSubVectors: ann.numSubVectors ?? largestDivisorAtMost(dim, dim / 4),
+  };
 }
 
 /** LanceDB's error message without its wrapping ("Failed to execute query stream: GenericFailure, ..."). */
 function lanceMessage(e: unknown): string {
   return String((e as Error)?.message ?? e)
     .split('\n')[0]!
-    .replace(/^(Failed to execute query stream|GenericFailure|Invalid input|lance error)[:,]\s*/gi, '')
-    .replace(/^(GenericFailure|Invalid input)[:,]\s*/gi, '')
-    .replace(/^(Invalid input)[:,]\s*/gi, '')
+    .replace(/^((Failed to execute query stream|GenericFailure|Invalid input|lance error)[:,]\s*)+/gi, '')
     .replace(/[.\s]+$/, '');
 }
 

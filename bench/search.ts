@@ -1,0 +1,306 @@
+/**
+ * Search benchmark: synthetic clustered unit vectors (a Gaussian mixture, so ANN partitions mean
+ * something) in a real LanceDB table through `Index`; build the ANN index, time queries, and
+ * measure recall@10 against exact brute force computed here in JS.
+ *
+ *   npm run bench -- search --rows 1000000 --dim 128     (or: node dist/bench/search.js ...)
+ *   node dist/bench/search.js --rows 1000000 --dim 128 [--index ivf_pq|hnsw_sq] [--queries 100]
+ *       [--nprobes 40] [--refine 10] [--ef 150] [--partitions N] [--sub-vectors N]
+ *       [--sweep "nprobes:refine,..." (IVF) | "ef[:nprobes],..." (HNSW)] [--db DIR --keep]
+ *
+ * Prints one JSON line on stdout; `--sweep` adds one JSON line per setting on stderr.
+ */
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { pathToFileURL } from 'node:url';
+import * as arrow from 'apache-arrow';
+import { emit, machine } from './common.js';
+import { Index, annBuildParams, columnsToArrow, indexSchema, type Embedder, type AnnOptions } from '../src/index/index.js';
+
+export interface SearchBenchArgs {
+  rows?: number;
+  dim?: number;
+  index?: 'ivf_pq' | 'hnsw_sq' | 'flat';
+  queries?: number;
+  clusters?: number;
+  /** Noise around a cluster centre, as a fraction of the centre's length. */
+  spread?: number;
+  seed?: number;
+  nprobes?: number;
+  refine?: number;
+  ef?: number;
+  partitions?: number;
+  subVectors?: number;
+  /** Extra query settings to time on the same index: "nprobes:refine" (IVF) or "ef[:nprobes]" (HNSW). */
+  sweep?: string[];
+  /** Database folder; a temp folder (removed afterwards) by default. */
+  db?: string;
+  /** Keep the database; with an existing one of the same rows/dim/seed, skip ingest and build. */
+  keep?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface SearchBenchResult {
+  bench: 'search';
+  rows: number;
+  dim: number;
+  index: string;
+  params: Record<string, number>;
+  ingest_s: number;
+  build_s: number;
+  p50_ms: number;
+  p95_ms: number;
+  recall_at_10: number;
+  queries: number;
+}
+
+/** sfc32 PRNG (128-bit state) → uniform [0,1); normals by Box–Muller. */
+function makeRng(seed: number) {
+  let a = 0x9e3779b9, b = 0x243f6a88, c = 0xb7e15162, d = seed >>> 0;
+  const uniform = () => {
+    a >>>= 0; b >>>= 0; c >>>= 0; d >>>= 0;
+    const t = (a + b + d) >>> 0;
+    d = (d + 1) >>> 0;
+    a = b ^ (b >>> 9);
+    b = (c + (c << 3)) >>> 0;
+    c = (c << 21) | (c >>> 11);
+    c = (c + t) >>> 0;
+    return t / 4294967296;
+  };
+  for (let i = 0; i < 20; i++) uniform();
+  let spare: number | null = null;
+  const normal = () => {
+    if (spare !== null) {
+      const s = spare;
+      spare = null;
+      return s;
+    }
+    const u = uniform() || 1e-12;
+    const v = uniform();
+    const r = Math.sqrt(-2 * Math.log(u));
+    spare = r * Math.sin(2 * Math.PI * v);
+    return r * Math.cos(2 * Math.PI * v);
+  };
+  return { uniform, normal };
+}
+
+/**
+ * n unit vectors from a mixture of `clusters` Gaussians: centre (random unit vector) plus
+ * isotropic noise of total length ≈ spread, then normalised. Row-major n×dim.
+ */
+export function clusteredVectors(n: number, dim: number, clusters: number, spread: number, seed: number, centreSeed = seed): Float32Array {
+  const cr = makeRng(centreSeed);
+  const centres = new Float32Array(clusters * dim);
+  for (let c = 0; c < clusters; c++) {
+    let s = 0;
+    for (let j = 0; j < dim; j++) s += (centres[c * dim + j] = cr.normal()) ** 2;
+    const inv = 1 / Math.sqrt(s);
+    for (let j = 0; j < dim; j++) centres[c * dim + j]! *= inv;
+  }
+  const r = makeRng(seed + 1);
+  const out = new Float32Array(n * dim);
+  const sigma = spread / Math.sqrt(dim);
+  for (let i = 0; i < n; i++) {
+    const c = Math.floor(r.uniform() * clusters);
+    let s = 0;
+    for (let j = 0; j < dim; j++) {
+      const x = centres[c * dim + j]! + sigma * r.normal();
+      out[i * dim + j] = x;
+      s += x * x;
+    }
+    const inv = 1 / Math.sqrt(s);
+    for (let j = 0; j < dim; j++) out[i * dim + j]! *= inv;
+  }
+  return out;
+}
+
+/** Exact top-k row numbers by dot product (vectors are unit length), best first. */
+export function exactTopK(data: Float32Array, dim: number, q: Float32Array, k: number): number[] {
+  const n = data.length / dim;
+  const best: { i: number; s: number }[] = [];
+  let floor = -Infinity;
+  for (let i = 0; i < n; i++) {
+    const o = i * dim;
+    let s = 0;
+    for (let j = 0; j < dim; j++) s += data[o + j]! * q[j]!;
+    if (best.length < k || s > floor) {
+      best.push({ i, s });
+      best.sort((a, b) => b.s - a.s);
+      if (best.length > k) best.pop();
+      floor = best[best.length - 1]!.s;
+    }
+  }
+  return best.map((b) => b.i);
+}
+
+const quantile = (xs: number[], q: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+};
+
+export async function runSearchBench(args: SearchBenchArgs = {}): Promise<SearchBenchResult & { sweep: Record<string, unknown>[] }> {
+  const rows = args.rows ?? 1_000_000;
+  const dim = args.dim ?? 128;
+  const kind = args.index ?? 'ivf_pq';
+  const nq = args.queries ?? 100;
+  const clusters = args.clusters ?? 1000;
+  const spread = args.spread ?? 0.6;
+  const seed = args.seed ?? 1;
+  const log = args.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const dbDir = args.db ?? (await fsp.mkdtemp(path.join(os.tmpdir(), 'dyad-bench-search-')));
+  const ann: AnnOptions = {
+    type: kind === 'hnsw_sq' ? 'hnsw_sq' : 'ivf_pq',
+    ...(args.nprobes !== undefined && { nprobes: args.nprobes }),
+    ...(args.refine !== undefined && { refineFactor: args.refine }),
+    ...(args.ef !== undefined && { ef: args.ef }),
+    ...(args.partitions !== undefined && { numPartitions: args.partitions }),
+    ...(args.subVectors !== undefined && { numSubVectors: args.subVectors }),
+  };
+  const embedder: Embedder = {
+    identity: `bench-synthetic-${rows}x${dim}-c${clusters}-s${spread}-seed${seed}`,
+    dim,
+    embedImages: async () => {
+      throw new Error('the search bench writes vectors directly');
+    },
+  };
+  const dataset = `bench-${kind}`;
+  let t0 = performance.now();
+  const data = clusteredVectors(rows, dim, clusters, spread, seed);
+  const queries = clusteredVectors(nq + 10, dim, clusters, spread, seed + 7777, seed);
+  log(`generated ${rows}×${dim} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+  const index = await Index.open({ db: dbDir, dataset, embedder, ann, annThreshold: kind === 'flat' ? Infinity : 1 });
+  let ingest_s = 0;
+  let build_s = 0;
+  try {
+    const existing = await index.count();
+    if (existing !== rows) {
+      if (existing > 0) await index.table.delete('true');
+      t0 = performance.now();
+      const schema = indexSchema(dim);
+      const chunk = 100_000;
+      for (let s = 0; s < rows; s += chunk) {
+        const e = Math.min(rows, s + chunk);
+        const n = e - s;
+        const ids = Array.from({ length: n }, (_, i) => `r${s + i}`);
+        await index.table.add(
+          columnsToArrow(schema, {
+            id: ids,
+            path: ids.map((id) => `/synthetic/${id}.png`),
+            label: ids.map((_, i) => `c${(s + i) % 10}`),
+            split: ids.map(() => null),
+            vectors: data.subarray(s * dim, e * dim),
+            size: new BigInt64Array(n).fill(1n),
+            mtime: new Float64Array(n),
+            model: ids.map(() => embedder.identity),
+          }) as arrow.Table,
+        );
+      }
+      ingest_s = (performance.now() - t0) / 1000;
+      log(`ingested in ${ingest_s.toFixed(1)} s`);
+      t0 = performance.now();
+      if (kind !== 'flat') await index.optimize({ force: true });
+      build_s = (performance.now() - t0) / 1000;
+      log(`built ${kind} in ${build_s.toFixed(1)} s: ${JSON.stringify(await index.annInfo())}`);
+    } else {
+      log(`reusing ${existing} rows in ${dbDir}: ${JSON.stringify(await index.annInfo())}`);
+    }
+
+    t0 = performance.now();
+    const truth = Array.from({ length: nq }, (_, i) => exactTopK(data, dim, queries.subarray((10 + i) * dim, (11 + i) * dim), 10));
+    log(`exact top-10 for ${nq} queries in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+    const measure = async (opts: { nprobes?: number; refineFactor?: number; ef?: number; exact?: boolean }) => {
+      for (let i = 0; i < 10; i++) await index.search(queries.subarray(i * dim, (i + 1) * dim), { limit: 10, ...opts }); // warm-up
+      const times: number[] = [];
+      let hit = 0;
+      for (let i = 0; i < nq; i++) {
+        const q = queries.subarray((10 + i) * dim, (11 + i) * dim);
+        const t = performance.now();
+        const res = await index.search(q, { limit: 10, ...opts });
+        times.push(performance.now() - t);
+        const want = new Set(truth[i]!.map((r) => `r${r}`));
+        hit += res.filter((h) => want.has(h.id)).length;
+      }
+      return { p50_ms: +quantile(times, 0.5).toFixed(3), p95_ms: +quantile(times, 0.95).toFixed(3), recall_at_10: +(hit / (10 * nq)).toFixed(4) };
+    };
+
+    const sweep: Record<string, unknown>[] = [];
+    for (const s of args.sweep ?? []) {
+      const [a, b] = s.split(':');
+      const opts =
+        kind === 'hnsw_sq'
+          ? { ef: Number(a), ...(b !== undefined && { nprobes: Number(b) }) }
+          : { nprobes: Number(a), refineFactor: Number(b ?? index.ann.refineFactor) };
+      const r = { bench: 'search-sweep', index: kind, ...opts, ...(await measure(opts)) };
+      sweep.push(r);
+      log(JSON.stringify(r));
+    }
+    const params: Record<string, number> =
+      kind === 'flat'
+        ? {}
+        : kind === 'hnsw_sq'
+          ? { ef: index.ann.ef, m: index.ann.m, efConstruction: index.ann.efConstruction }
+          : { nprobes: index.ann.nprobes, refineFactor: index.ann.refineFactor };
+    if (kind !== 'flat') Object.assign(params, annBuildParams(rows, dim, index.ann));
+    const main = await measure(kind === 'flat' ? { exact: true } : {});
+    return {
+      bench: 'search',
+      rows,
+      dim,
+      index: kind,
+      params,
+      ingest_s: +ingest_s.toFixed(2),
+      build_s: +build_s.toFixed(2),
+      ...main,
+      queries: nq,
+      sweep,
+    };
+  } finally {
+    index.close();
+    if (!args.db && !args.keep) await fsp.rm(dbDir, { recursive: true, force: true });
+  }
+}
+
+/** `npm run bench -- search [--rows N --dim D ...]` and `node dist/bench/search.js [...]`: one JSON line. */
+export async function main(args: Record<string, unknown>): Promise<void> {
+  const n = (k: string) => (args[k] === undefined || args[k] === true ? undefined : Number(args[k]));
+  const str = (k: string) => (typeof args[k] === 'string' ? (args[k] as string) : undefined);
+  const index = str('index') as SearchBenchArgs['index'] | undefined;
+  if (index && !['ivf_pq', 'hnsw_sq', 'flat'].includes(index)) throw new Error(`--index must be ivf_pq, hnsw_sq or flat, got ${index}`);
+  const { sweep: _sweep, ...result } = await runSearchBench({
+    rows: n('rows'),
+    dim: n('dim'),
+    index,
+    queries: n('queries'),
+    clusters: n('clusters'),
+    spread: n('spread'),
+    seed: n('seed'),
+    nprobes: n('nprobes'),
+    refine: n('refine'),
+    ef: n('ef'),
+    partitions: n('partitions'),
+    subVectors: n('sub-vectors'),
+    sweep: str('sweep')?.split(',').map((x) => x.trim()).filter(Boolean),
+    db: str('db'),
+    keep: args.keep === true || args.keep === 'true',
+  });
+  emit({ ...result, ...machine() });
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  const str = { type: 'string' } as const;
+  const { values } = parseArgs({
+    args: process.argv.slice(2),
+    options: {
+      rows: str, dim: str, index: str, queries: str, clusters: str, spread: str, seed: str, nprobes: str, refine: str,
+      ef: str, partitions: str, 'sub-vectors': str, sweep: str, db: str, keep: { type: 'boolean' },
+    },
+  });
+  main(values).catch((err) => {
+    process.stderr.write(`${(err as Error).stack ?? err}\n`);
+    process.exit(1);
+  });
+}
