@@ -5,7 +5,7 @@
  * flip, jitter (0.8, 0.8, 0.8, 0.2) p 0.8, grayscale p 0.2, blur (10% kernel) p 0.5,
  * normalise), so the two numbers compare directly; `--reference` runs it in the same session.
  *
- *   node dist/bench/augment.js [--size 28] [--channels 1] [--batch 256] [--threads 2] [--seconds 3] [--reference]
+ *   node dist/bench/augment.js [--size=28 --channels=1 --batch=256] [--threads=2] [--seconds=3] [--reference]
  *   npm run bench -- augment [same flags]
  *
  * Prints one JSON line per size: {"bench":"augment","size":28,"channels":1,"views_per_s":...}.

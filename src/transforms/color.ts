@@ -108,21 +108,23 @@ function hueAnchors(shift: Float32Array, like: Tensor): Tensor {
 
 /**
  * RGB from hue×6 `h6` ∈ [0, 6] `[N, 1, H, W]`, value `v`, chroma `c` and anchors `b` (see
- * `hueAnchors`): with h6, b ∈ [0, 6], the circular distance is 3 − ||h6 − b| − 3|, so
- * channel = v − c·clamp(||h6 − b| − 3| − 1, 0, 1): 8 passes over the 3-channel batch.
+ * `hueAnchors`). With h6, b ∈ [0, 6] the circular distance from h6 to b is 3 − T with
+ * T = ||h6 − b| − 3|, so channel = v − c·clamp(T − 1, 0, 1) = (v + c) − c·clamp(T, 1, 2):
+ * 7 passes over the 3-channel batch, no per-pixel modulo.
  */
 function fromHue(h6: Tensor, v: Tensor, c: Tensor, b: Tensor): Tensor {
   const w = h6.sub(b);
   const e = w.abs();
   w.dispose();
-  const f = e.sub_(3).abs();
+  const t = e.sub_(3).abs();
   e.dispose();
   const negC = c.neg();
-  const out = f.sub_(1).clamp_({ min: 0, max: 1 }).mul_(negC).add_(v);
+  const top = v.add(c);
+  const out = t.clamp_({ min: 1, max: 2 }).mul_(negC).add_(top);
   negC.dispose();
+  top.dispose();
   return out;
 }
-
 
 /**
  * Rotates hue by `shift` turns (a number, or one per sample as a Float32Array) in HSV space,
