@@ -364,8 +364,8 @@ async function classify(source: Source, name: string, err: unknown): Promise<Dec
   // libvips' message is not always specific ('Unknown error' under some thread interleavings), so
   // also look at the file's end: a JPEG ends with the EOI marker FF D9, a PNG with an IEND chunk.
   const t = head.tail;
-  const missingEnd = (fmt === 'jpeg' && !(t.length >= 2 && t[t.length - 2] === 0xff && t[t.length - 1] === 0xd9)) ||
-    (fmt === 'png' && !(t.length >= 8 && String.fromCharCode(...t.subarray(t.length - 8, t.length - 4)) === 'IEND'));
+  const missingEnd = (fmt === 'JPEG' && !(t.length >= 2 && t[t.length - 2] === 0xff && t[t.length - 1] === 0xd9)) ||
+    (fmt === 'PNG' && !(t.length >= 8 && String.fromCharCode(...t.subarray(t.length - 8, t.length - 4)) === 'IEND'));
   const truncated = missingEnd || /premature end|unexpected end|end of file|truncat|not enough data|out of data|short read/i.test(raw);
   // libpng reports truncation and bad checksums alike as 'read error'.
   const what = truncated ? `truncated ${fmt}` : /read error/i.test(raw) ? `corrupt or truncated ${fmt}` : `corrupt ${fmt}`;
