@@ -3,7 +3,6 @@
  * PyTorch/torchvision reference exists, runs it in the same session and prints the ratio
  * (the machines are shared and noisy: only same-session ratios mean anything).
  */
-import { parseArgs } from 'node:util';
 
 type Bench = (args: Record<string, string | boolean | undefined>) => Promise<void>;
 const benches: Record<string, () => Promise<Bench>> = {
@@ -20,6 +19,15 @@ if (!name || !(name in benches)) {
   console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [--flags]`);
   process.exit(2);
 }
-const { values } = parseArgs({ args: rest, strict: false });
+/** `--key value`, `--key=value`, or a bare `--flag` (true). */
+const values: Record<string, string | boolean> = {};
+for (let i = 0; i < rest.length; i++) {
+  const a = rest[i]!;
+  if (!a.startsWith('--')) continue;
+  const eq = a.indexOf('=');
+  if (eq > 0) values[a.slice(2, eq)] = a.slice(eq + 1);
+  else if (i + 1 < rest.length && !rest[i + 1]!.startsWith('--')) values[a.slice(2)] = rest[++i]!;
+  else values[a.slice(2)] = true;
+}
 const run = await benches[name]!();
 await run(values as Record<string, string | boolean | undefined>);

@@ -14,6 +14,8 @@ import { emit, machine, num, runReference } from './common.js';
 function measure(o: { width: number; batch: number; steps: number; concat: boolean; channelsLast: boolean }): number {
   torch.manualSeed(0);
   const model = new SimCLR(new ResNet({ depth: 18, stem: 'cifar', width: o.width, inChannels: 1 }), { hiddenDim: 512, outputDim: 128, temperature: 0.5, concatViews: o.concat });
+  // channels-last: conv weights too, as PyTorch's model.to(memory_format=torch.channels_last)
+  if (o.channelsLast) model.to({ memoryFormat: 'channelsLast' });
   const opt = new SGD(model.parameters(), { lr: 0.06, momentum: 0.9, weightDecay: 5e-4 });
   const x1 = torch.randn([o.batch, 1, 28, 28]).keep();
   const x2 = torch.randn([o.batch, 1, 28, 28]).keep();

@@ -38,7 +38,7 @@ export function registerTrainCommands(p: Command): void {
     .option('--threads <n>', 'libtorch threads (default: all cores)', intArg('--threads', 1))
     .option('--knn-every <n>', 'run the kNN monitor every N epochs (0: never)', intArg('--knn-every', 0))
     .option('--max-steps-per-epoch <n>', 'cap steps per epoch (quick runs)', intArg('--max-steps-per-epoch', 0))
-    .option('--channels-last', 'use the channels-last memory format')
+    .option('--no-channels-last', "use PyTorch's default contiguous memory format instead of channels-last")
     .option('--out <dir>', 'run folder', 'runs/train')
     .option('--resume', 'continue the run in --out from last.safetensors')
     .action(async (o) => {

@@ -128,6 +128,7 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
   config.imageSize = data.imageSize;
   config.channels = data.channels;
   const method = buildMethod(config);
+  if (config.channelsLast) method.to({ memoryFormat: 'channelsLast' });
   const transform = buildTransform(config, data);
   const optimizer = buildOptimizer(config, method);
   const n = data.train.length;

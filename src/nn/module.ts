@@ -313,21 +313,29 @@ export abstract class Module {
    * (`num_batches_tracked` stays int64), parameters keep their identity (an optimizer built
    * before still holds them) and their gradients move with them. Returns this module.
    */
-  to(target: DType | Device | { dtype?: DType; device?: Device }): this {
+  to(target: DType | Device | { dtype?: DType; device?: Device; memoryFormat?: 'channelsLast' | 'contiguous' }): this {
     let dtype: DType | undefined;
     let device: Device | undefined;
+    let memoryFormat: 'channelsLast' | 'contiguous' | undefined;
     if (typeof target === 'string') {
       if ((DTYPES as readonly string[]).includes(target)) dtype = target as DType;
       else device = target;
     } else {
       dtype = target.dtype;
       device = target.device;
+      memoryFormat = target.memoryFormat;
     }
     const convert = (t: Tensor): Tensor | null => {
       const castDtype = dtype !== undefined && isFloatingPoint(t.dtype) && t.dtype !== dtype ? dtype : undefined;
       const moveDevice = device !== undefined && t.device !== device ? device : undefined;
-      if (castDtype === undefined && moveDevice === undefined) return null;
-      return t.to({ dtype: castDtype, device: moveDevice });
+      // memory format applies to 4-d tensors (conv weights), as model.to(memory_format=...) does
+      const reformat = memoryFormat !== undefined && t.ndim === 4 && !t.isContiguous(memoryFormat) ? memoryFormat : undefined;
+      if (castDtype === undefined && moveDevice === undefined && reformat === undefined) return null;
+      const moved = castDtype === undefined && moveDevice === undefined ? t.alias() : t.to({ dtype: castDtype, device: moveDevice });
+      if (reformat === undefined) return moved;
+      const r = moved.contiguous(reformat);
+      moved.dispose();
+      return r;
     };
     noGrad(() => {
       for (const m of this.modules()) {
