@@ -30,7 +30,19 @@ export function packageRoot(): string {
   }
 }
 
+/**
+ * OpenMP's default makes idle worker threads spin. When another process holds a core (a shared
+ * CI machine, a data-loading worker), every parallel op then waits for a descheduled spinner:
+ * measured here, a training step ran 3–5× slower than with passive waiting, and small ops
+ * 10–60× slower. dyad therefore asks for passive waiting unless the user chose a policy. It
+ * must be set before libtorch (and its libgomp) loads.
+ */
+function preferPassiveOpenMP(): void {
+  if (process.env.OMP_WAIT_POLICY === undefined) process.env.OMP_WAIT_POLICY = 'passive';
+}
+
 function load(): Native {
+  preferPassiveOpenMP();
   const file = process.env.DYAD_ADDON ?? path.join(packageRoot(), 'native', 'build', 'Release', 'dyad.node');
   if (!existsSync(file)) {
     throw new Error(
