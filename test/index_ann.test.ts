@@ -121,3 +121,28 @@ test('below the threshold optimize keeps flat search; HNSW-SQ can be forced and 
   }
   index.close();
 });
+
+test('update builds the vector index by itself once the table reaches annThreshold', async () => {
+  const { default: sharp } = await import('sharp');
+  const { ThumbnailEmbedder } = await import('../src/index/index.js');
+  const dir = path.join(tmp, 'auto-img');
+  await fsp.mkdir(dir);
+  const r = rng(3);
+  const write = (i: number) => {
+    const grid = Buffer.alloc(64);
+    for (let j = 0; j < 64; j++) grid[j] = Math.floor(r() * 256);
+    return sharp(grid, { raw: { width: 8, height: 8, channels: 1 } }).png().toFile(path.join(dir, `a${i}.png`));
+  };
+  for (let i = 0; i < 200; i++) await write(i);
+  const index = await Index.open({ db: path.join(tmp, 'auto'), dataset: 'auto', embedder: new ThumbnailEmbedder(), annThreshold: 300 });
+  await index.update(dir, { batchSize: 100 });
+  assert.equal(await index.annInfo(), null, 'under the threshold: flat');
+  for (let i = 200; i < 320; i++) await write(i);
+  const res = await index.update(dir, { batchSize: 100 });
+  assert.equal(res.added, 120);
+  const ann = await index.annInfo();
+  assert.ok(ann && /IVF_PQ/i.test(ann.type) && ann.indexedRows === 320, JSON.stringify(ann));
+  const probe = path.join(dir, 'a250.png');
+  assert.equal((await index.similar(probe, { limit: 1, excludeSelf: false }))[0]!.path, probe);
+  index.close();
+});
