@@ -20,7 +20,7 @@ export async function main(args: Record<string, unknown>): Promise<void> {
   const batch = num(args.batch, 256);
   const threads = num(args.threads, 2);
   const extra: Partial<TrainConfig> = {};
-  for (const k of ['minScale', 'cjStrength', 'temperature', 'lr', 'weightDecay', 'memoryBankSize', 'emaMomentum', 'warmupEpochs', 'blur'] as const) {
+  for (const k of ['minScale', 'cjStrength', 'temperature', 'lr', 'weightDecay', 'memoryBankSize', 'emaMomentum', 'warmupEpochs', 'blur', 'maxStepsPerEpoch'] as const) {
     const flag = k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
     if (args[flag] !== undefined) (extra as Record<string, number>)[k] = Number(args[flag]);
   }
@@ -29,7 +29,7 @@ export async function main(args: Record<string, unknown>): Promise<void> {
     const out = `${String(args.out ?? 'runs/bench')}-${method}`;
     const r = await train({
       method, data: 'fashion-mnist', epochs, batch, width, threads, backbone: 'resnet18', knnEvery: num(args['knn-every'], 1), knnBankSize: 60000,
-      temperature: method === 'moco' ? 0.2 : 0.5, out, channelsLast: Boolean(args['channels-last']), ...extra,
+      temperature: method === 'moco' ? 0.2 : 0.5, out, channelsLast: args['channels-last'] !== 'false', ...extra,
     }, { silent: !args.verbose, onEpoch: (m) => emit({ bench: 'knn', method, ...m, views_per_s: Number((2 * m.img_per_s).toFixed(1)) }) });
     results[method] = { knn_top1: r.metrics.map((m) => m.knn_top1 ?? null), views_per_s: r.metrics.map((m) => Number((2 * m.img_per_s).toFixed(1))), out };
   }
