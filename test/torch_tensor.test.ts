@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
+import { spawnSync } from 'node:child_process';
 import * as torch from '../src/torch/index.js';
 
 test('torch.tensor from numbers, nested arrays and typed arrays', () => {
@@ -116,4 +117,32 @@ test('the addon loads and computes in worker threads', async () => {
     w.once('error', reject);
   })));
   assert.deepEqual(results, [14, 14]);
+});
+
+test('frombuffer shares memory with the typed array, without a copy', () => {
+  const arr = new Float32Array([1, 2, 3, 4]);
+  const t = torch.frombuffer(arr, { shape: [2, 2] });
+  arr[0] = 10;
+  assert.equal(t.get(0).get(0).item(), 10);
+  t.mul_(2);
+  assert.deepEqual([...arr], [20, 4, 6, 8]);
+  const bytes = new Uint8Array(8);
+  assert.equal(torch.frombuffer(bytes.buffer, { dtype: 'int64' }).shape[0], 1);
+  assert.throws(() => torch.frombuffer(new Float32Array(3), { shape: [4] }), /needs 16 bytes, got 12/);
+  assert.throws(() => torch.frombuffer(new Uint8Array(9).subarray(1), { dtype: 'float32', shape: [2] }), /byte offset 1/);
+});
+
+test('a frombuffer tensor keeps its memory alive after the array is collected', () => {
+  const code = `
+    import(${JSON.stringify(new URL('../src/torch/index.js', import.meta.url).href)}).then(async (torch) => {
+      let t = (() => torch.frombuffer(new Float64Array(1 << 20).fill(7)))();
+      for (let i = 0; i < 5; i++) { global.gc(); await new Promise((r) => setImmediate(r)); new Float64Array(1 << 20).fill(1); }
+      const s = t.sum().item();
+      t.dispose(); t = null;
+      for (let i = 0; i < 3; i++) { global.gc(); torch.zeros([1]); await new Promise((r) => setImmediate(r)); }
+      console.log(s);
+    });`;
+  const r = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', code], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(Number(r.stdout.trim()), 7 * (1 << 20));
 });

@@ -6,7 +6,9 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Version.h>
 #include <torch/version.h>
+#include <algorithm>
 #include <cstdlib>
+#include <mutex>
 #include <cstring>
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -17,9 +19,12 @@
 namespace dyad {
 namespace {
 
+void drainReleases(napi_env env);
+
 Napi::Value dispatch(const Napi::CallbackInfo& info) {
   auto* entry = static_cast<const OpEntry*>(info.Data());
   Args a(info, entry->name);
+  drainReleases(info.Env());
   return protect(info.Env(), [&] { return entry->fn(a); });
 }
 
@@ -58,6 +63,76 @@ Napi::Value fromBuffer(Args& a) {
   }
   at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype));
   if (len) std::memcpy(t.data_ptr(), data, len);
+  return wrap(a.env(), t);
+}
+
+// ---- zero-copy views of JS memory -----------------------------------------------------
+// A tensor made by fromBufferShared views the bytes of a JS ArrayBuffer and holds a strong
+// reference to it. libtorch frees storage on whatever thread drops the last reference (the
+// autograd engine's, for instance), where no napi call is allowed; so the deleter only queues the
+// reference, and the queue is drained on the JS thread of the same environment.
+struct PendingRelease {
+  napi_env env;
+  napi_ref ref;
+};
+std::mutex gPendingMutex;
+std::vector<PendingRelease> gPending;
+
+void drainReleases(napi_env env) {
+  std::vector<napi_ref> mine;
+  {
+    std::lock_guard<std::mutex> lock(gPendingMutex);
+    if (gPending.empty()) return;
+    auto it = std::remove_if(gPending.begin(), gPending.end(), [&](const PendingRelease& p) {
+      if (p.env != env) return false;
+      mine.push_back(p.ref);
+      return true;
+    });
+    gPending.erase(it, gPending.end());
+  }
+  for (napi_ref r : mine) napi_delete_reference(env, r);
+}
+
+/// A tensor over the bytes of a TypedArray/ArrayBuffer without copying. Args: (bytes, dtype, shape).
+Napi::Value fromBufferShared(Args& a) {
+  Napi::Value v = a.raw(0);
+  Napi::ArrayBuffer ab;
+  size_t offset = 0, len = 0;
+  if (v.IsTypedArray()) {
+    auto ta = v.As<Napi::TypedArray>();
+    ab = ta.ArrayBuffer();
+    offset = ta.ByteOffset();
+    len = ta.ByteLength();
+  } else if (v.IsArrayBuffer()) {
+    ab = v.As<Napi::ArrayBuffer>();
+    len = ab.ByteLength();
+  } else {
+    a.fail(0, "a TypedArray, Buffer or ArrayBuffer");
+  }
+  auto dtype = a.dt(1);
+  auto shape = a.il(2);
+  int64_t numel = 1;
+  for (auto s : shape) {
+    if (s < 0) throw std::invalid_argument("fromBufferShared: negative dimension in shape");
+    numel *= s;
+  }
+  size_t need = static_cast<size_t>(numel) * c10::elementSize(dtype);
+  if (need != len) {
+    throw std::invalid_argument("fromBufferShared: shape [" + c10::Join(", ", shape) + "] of " + dtypeName(dtype) + " needs " +
+                                std::to_string(need) + " bytes, got " + std::to_string(len));
+  }
+  if (len > 0 && (offset % c10::elementSize(dtype)) != 0) {
+    throw std::invalid_argument("fromBufferShared: the data starts at byte offset " + std::to_string(offset) +
+                                ", not a multiple of the element size; use fromBuffer (copies)");
+  }
+  napi_env env = a.env();
+  napi_ref ref;
+  napi_create_reference(env, ab, 1, &ref);
+  uint8_t* data = static_cast<uint8_t*>(ab.Data()) + offset;
+  at::Tensor t = at::from_blob(data, shape, [env, ref](void*) {
+    std::lock_guard<std::mutex> lock(gPendingMutex);
+    gPending.push_back({env, ref});
+  }, at::TensorOptions().dtype(dtype));
   return wrap(a.env(), t);
 }
 
@@ -219,7 +294,7 @@ Napi::Value setErrorClass(Args& a) {
 }
 
 const std::vector<OpEntry> kCore = {
-    {"fromBuffer", fromBuffer},     {"toBuffer", toBuffer},         {"info", info},
+    {"fromBuffer", fromBuffer},     {"fromBufferShared", fromBufferShared}, {"toBuffer", toBuffer},         {"info", info},
     {"strides", strides},           {"item", item},                 {"free", freeTensor},
     {"memory", memory},             {"backward", backward},         {"autogradGrad", autogradGrad},
     {"grad", grad},                 {"setGrad", setGrad},           {"requiresGrad", requiresGrad},

@@ -2,7 +2,7 @@
 import os from 'node:os';
 import { N } from './native.js';
 import { Tensor, wrap, handles, val, type Shape, type TensorOrScalar } from './tensor.js';
-import { assertDType, dtypeOfTypedArray, type DType, type Device, type TypedArray } from './dtype.js';
+import { assertDType, dtypeOfTypedArray, itemSize, type DType, type Device, type TypedArray } from './dtype.js';
 
 export interface CreateOptions {
   dtype?: DType;
@@ -42,7 +42,7 @@ const typed: Record<DType, ((n: number) => TypedArray) | null> = {
 };
 
 /**
- * A tensor from numbers, nested arrays or a typed array (copied).
+ * A tensor from numbers, nested arrays or a typed array (copied; `frombuffer` shares memory instead).
  * Numbers default to float32 (JS has no integer literal), booleans to bool, a
  * `BigInt64Array` to int64 and each typed array to its own dtype; `shape` reshapes flat data.
  * @example torch.tensor([[1, 2], [3, 4]]); torch.tensor(new Uint8Array(784), { shape: [1, 28, 28] })
@@ -79,6 +79,20 @@ export function tensor(data: Nested | TypedArray | ArrayBuffer, opts: CreateOpti
     }
   }
   return finish(t, opts);
+}
+
+/**
+ * A tensor that shares memory with `data`, without copying (PyTorch's `torch.frombuffer`):
+ * writes through either side show in the other, and the tensor keeps the ArrayBuffer alive.
+ * `dtype` defaults to the typed array's own, `shape` to 1-d. Do not transfer or detach the
+ * ArrayBuffer (`postMessage(..., [buf])`, `structuredClone` with transfer) while a tensor views it.
+ */
+export function frombuffer(data: TypedArray | ArrayBuffer, opts: { dtype?: DType; shape?: Shape } = {}): Tensor {
+  const own: DType = data instanceof ArrayBuffer ? 'uint8' : dtypeOfTypedArray(data);
+  const dtype = assertDType(opts.dtype ?? own);
+  const bytes = data.byteLength;
+  const shape = opts.shape ?? [bytes / itemSize[dtype]];
+  return wrap(N.fromBufferShared!(data, dtype, shape));
 }
 
 /** A tensor over raw little-endian bytes (copied) with the given dtype and shape. */
