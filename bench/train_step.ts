@@ -11,14 +11,14 @@ import { ResNet } from '../src/models/resnet.js';
 import { SGD } from '../src/optim/index.js';
 import { emit, machine, num, runReference } from './common.js';
 
-function measure(o: { width: number; batch: number; steps: number; concat: boolean; channelsLast: boolean }): number {
+function measure(o: { width: number; batch: number; steps: number; concat: boolean; channelsLast: boolean; size: number; channels: number }): number {
   torch.manualSeed(0);
-  const model = new SimCLR(new ResNet({ depth: 18, stem: 'cifar', width: o.width, inChannels: 1 }), { hiddenDim: 512, outputDim: 128, temperature: 0.5, concatViews: o.concat });
+  const model = new SimCLR(new ResNet({ depth: 18, stem: o.size <= 64 ? 'cifar' : 'imagenet', width: o.width, inChannels: o.channels }), { hiddenDim: 512, outputDim: 128, temperature: 0.5, concatViews: o.concat });
   // channels-last: conv weights too, as PyTorch's model.to(memory_format=torch.channels_last)
   if (o.channelsLast) model.to({ memoryFormat: 'channelsLast' });
   const opt = new SGD(model.parameters(), { lr: 0.06, momentum: 0.9, weightDecay: 5e-4 });
-  const x1 = torch.randn([o.batch, 1, 28, 28]).keep();
-  const x2 = torch.randn([o.batch, 1, 28, 28]).keep();
+  const x1 = torch.randn([o.batch, o.channels, o.size, o.size]).keep();
+  const x2 = torch.randn([o.batch, o.channels, o.size, o.size]).keep();
   const fmt = (x: torch.Tensor): torch.Tensor => (o.channelsLast ? x.contiguous('channelsLast') : x);
   const step = (): number => torch.scope(() => {
     opt.zeroGrad();
@@ -44,12 +44,16 @@ export async function main(args: Record<string, unknown>): Promise<void> {
   const threads = num(args.threads, 2);
   const steps = num(args.steps, 5);
   const variants = String(args.variants ?? 'separate,concat,channels-last').split(',');
+  // --size/--channels measure other resolutions (ImageNet stem above 64 px); the PyTorch
+  // reference exists for the 28×28×1 case only.
+  const size = num(args.size, 28);
+  const channels = num(args.channels, 1);
   torch.setNumThreads(threads);
-  const ref = args['no-reference'] ? null : runReference('torch_reference.py', [width, batch, steps, threads]);
+  const ref = args['no-reference'] || size !== 28 || channels !== 1 ? null : runReference('torch_reference.py', [width, batch, steps, threads]);
   const refImgPerS = ref ? Number(/img_per_s=([\d.]+)/.exec(ref)?.[1]) : null;
   for (const v of variants) {
-    const imgPerS = measure({ width, batch, steps, concat: v !== 'separate', channelsLast: v === 'channels-last' });
-    emit({ bench: 'train-step', variant: v, width, batch, threads, img_per_s: Number(imgPerS.toFixed(1)),
+    const imgPerS = measure({ width, batch, steps, concat: v !== 'separate', channelsLast: v === 'channels-last', size, channels });
+    emit({ bench: 'train-step', variant: v, size, channels, width, batch, threads, img_per_s: Number(imgPerS.toFixed(1)),
       torch_img_per_s: refImgPerS, ratio: refImgPerS ? Number((imgPerS / refImgPerS).toFixed(3)) : null, ...machine() });
   }
   if (ref) console.error(`reference: ${ref}`);
