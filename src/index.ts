@@ -14,3 +14,5 @@ export { saveCheckpoint, loadCheckpoint, CheckpointError, type CheckpointMeta } 
 export * as data from './data/index.js';
 export * as transforms from './transforms/index.js';
 export { CLIPTokenizer } from './models/clip/tokenizer.js';
+export { Model, Results, Probs, TaskError, SourceError, type Source, type ModelOverrides, type PredictArgs, type ValArgs, type ClassifyArgs, type TrainArgs, type ValMetrics } from './api/index.js';
+export { Classifier } from './models/classifier.js';

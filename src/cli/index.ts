@@ -4,6 +4,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { registerTrainCommands } from './train.js';
+import { registerPredictCommands } from './predict.js';
 
 export function program(): Command {
   const p = new Command('dyad')
@@ -11,6 +12,7 @@ export function program(): Command {
     .showHelpAfterError('(add --help for usage)')
     .configureOutput({ outputError: (s, write) => write(s.startsWith('error:') ? `dyad: ${s}` : s) });
   registerTrainCommands(p);
+  registerPredictCommands(p);
   return p;
 }
 

@@ -50,6 +50,8 @@ export interface TrainHooks {
   onEpoch?: (m: EpochMetrics) => void;
   /** Pre-loaded data (tests, benchmarks). */
   data?: TrainData;
+  /** Called with the freshly built method before training starts (e.g. to start from other weights); not on resume. */
+  init?: (method: Method) => void;
 }
 
 export class TrainingDivergedError extends Error {
@@ -128,6 +130,7 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
   config.imageSize = data.imageSize;
   config.channels = data.channels;
   const method = buildMethod(config);
+  if (!resumeFrom) hooks.init?.(method);
   if (config.channelsLast) method.to({ memoryFormat: 'channelsLast' });
   const transform = buildTransform(config, data);
   const optimizer = buildOptimizer(config, method);
