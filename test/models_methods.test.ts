@@ -1,0 +1,100 @@
+// Backbones, heads and the MoCo momentum update: shapes, names, and the EMA math.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as torch from '../src/torch/index.js';
+import * as nn from '../src/nn/index.js';
+import { ResNet, VisionTransformer, SimCLRProjectionHead, MoCoProjectionHead, createBackbone, vitTiny } from '../src/models/index.js';
+import { updateMomentum, cosineSchedule, MoCoV2, SimCLR } from '../src/methods/index.js';
+
+test('ResNet-18/34/50 with both stems: pooled features and featureDim', () => {
+  torch.manualSeed(0);
+  const cases: [18 | 34 | 50, 'cifar' | 'imagenet', number, number, number][] = [
+    [18, 'cifar', 8, 1, 28], [34, 'cifar', 4, 3, 16], [50, 'imagenet', 4, 3, 64], [18, 'imagenet', 8, 5, 32],
+  ];
+  for (const [depth, stem, width, inChannels, size] of cases) {
+    const net = new ResNet({ depth, stem, width, inChannels });
+    const expected = width * 8 * (depth === 50 ? 4 : 1);
+    assert.equal(net.featureDim, expected);
+    const y = torch.noGrad(() => net.eval().forward(torch.randn([2, inChannels, size, size])));
+    assert.deepEqual(y.shape, [2, expected], `resnet${depth} ${stem}`);
+  }
+  assert.throws(() => new ResNet({ depth: 18, inChannels: 1 }).forward(torch.randn([1, 3, 32, 32])), /expected input \[N, 1, H, W\]/);
+  assert.throws(() => new ResNet({ depth: 101 as 18 }), /depth must be 18, 34 or 50/);
+});
+
+test('ResNet parameter names follow torchvision', () => {
+  const names = new ResNet({ depth: 18 }).namedParameters().map(([n]) => n);
+  for (const n of ['conv1.weight', 'bn1.weight', 'layer1.0.conv1.weight', 'layer2.0.downsample.0.weight', 'layer2.0.downsample.1.bias', 'layer4.1.bn2.weight']) {
+    assert.ok(names.includes(n), n);
+  }
+  const r50 = new ResNet({ depth: 50 }).namedParameters().map(([n]) => n);
+  assert.ok(r50.includes('layer3.5.conv3.weight'));
+  // torchvision's ResNet-18 without fc has 11,176,512 parameters
+  const count = new ResNet({ depth: 18 }).parameters().reduce((s, p) => s + p.numel(), 0);
+  assert.equal(count, 11_176_512);
+});
+
+test('ViT returns the class token features; HF CLIP names; any patch and image size', () => {
+  torch.manualSeed(0);
+  const vit = new VisionTransformer({ imageSize: 16, patchSize: 4, inChannels: 1, dim: 32, depth: 2, heads: 4 });
+  const y = torch.noGrad(() => vit.forward(torch.randn([3, 1, 16, 16])));
+  assert.deepEqual(y.shape, [3, 32]);
+  assert.equal(vit.featureDim, 32);
+  const names = vit.namedParameters().map(([n]) => n);
+  for (const n of ['embeddings.class_embedding', 'embeddings.patch_embedding.weight', 'embeddings.position_embedding.weight', 'pre_layrnorm.weight',
+    'encoder.layers.1.self_attn.q_proj.weight', 'encoder.layers.0.mlp.fc2.bias', 'encoder.layers.0.layer_norm2.weight', 'post_layernorm.bias']) {
+    assert.ok(names.includes(n), n);
+  }
+  assert.deepEqual(vit.embeddings.position_embedding.weight.shape, [17, 32]);
+  assert.equal(vitTiny({ imageSize: 32, patchSize: 8 }).featureDim, 192);
+  assert.throws(() => new VisionTransformer({ imageSize: 30, patchSize: 4 }), /not a multiple of patchSize/);
+  assert.equal(createBackbone({ name: 'vit-small', inChannels: 3, imageSize: 32 }).featureDim, 384);
+});
+
+test('projection heads: SimCLR (BN, no bias before BN) and MoCo (no BN), paper output size', () => {
+  const h = new SimCLRProjectionHead({ inputDim: 64, hiddenDim: 32 });
+  assert.deepEqual(h.namedParameters().map(([n, p]) => `${n}:${p.shape}`), ['layers.0.weight:32,64', 'layers.1.weight:32', 'layers.1.bias:32', 'layers.3.weight:128,32', 'layers.3.bias:128']);
+  assert.deepEqual(h.forward(torch.randn([4, 64])).shape, [4, 128]);
+  const h3 = new SimCLRProjectionHead({ inputDim: 8, hiddenDim: 8, outputDim: 16, numLayers: 3 });
+  assert.equal(h3.outputDim, 16);
+  const m = new MoCoProjectionHead({ inputDim: 16, hiddenDim: 8, outputDim: 4 });
+  assert.ok(!m.namedModules().some(([, mod]) => mod instanceof nn.BatchNorm1d));
+  assert.deepEqual(m.forward(torch.randn([2, 16])).shape, [2, 4]);
+});
+
+test('EMA update: θ_k ← m·θ_k + (1 − m)·θ_q, and the cosine momentum schedule', () => {
+  const q = new nn.Linear(2, 1);
+  const k = new nn.Linear(2, 1);
+  torch.noGrad(() => {
+    q.weight.copy_(torch.tensor([[1, 2]]));
+    k.weight.copy_(torch.tensor([[3, 5]]));
+  });
+  updateMomentum(q, k, 0.9);
+  const w = k.weight.toArray();
+  assert.ok(Math.abs(w[0]! - (0.9 * 3 + 0.1 * 1)) < 1e-6 && Math.abs(w[1]! - (0.9 * 5 + 0.1 * 2)) < 1e-6);
+  assert.ok(Math.abs(cosineSchedule(0, 100, 0.99, 1) - 0.99) < 1e-12);
+  assert.ok(cosineSchedule(50, 100, 0.99, 1) > 0.99 && cosineSchedule(50, 100, 0.99, 1) < 1);
+  assert.ok(Math.abs(cosineSchedule(99, 100, 0.99, 1) - 1) < 1e-9);
+});
+
+test('MoCo v2: momentum encoder starts equal and frozen, moves towards the query encoder after a step', () => {
+  torch.manualSeed(0);
+  const moco = new MoCoV2(() => new ResNet({ depth: 18, stem: 'cifar', width: 4, inChannels: 1 }), { memoryBankSize: 16, hiddenDim: 16, outputDim: 8 });
+  const q0 = (moco.backbone as ResNet).conv1.weight.clone();
+  assert.ok((moco.backbone_momentum as ResNet).conv1.weight.equal(q0));
+  assert.ok(moco.backbone_momentum.parameters().every((p) => !p.requiresGrad));
+  assert.ok(moco.trainableParameters().every(([n]) => !n.includes('momentum')));
+  const x = torch.randn([8, 1, 16, 16]);
+  const loss = moco.trainingStep([x, x.flip(3)], { step: 0, totalSteps: 10, epoch: 0 });
+  loss.backward();
+  torch.noGrad(() => { for (const p of moco.parameters()) if (p.grad) p.sub_(p.grad, { alpha: 0.1 }); });
+  const before = (moco.backbone_momentum as ResNet).conv1.weight.clone();
+  moco.afterStep({ step: 0, totalSteps: 10, epoch: 0 });
+  const m = moco.currentMomentum;
+  const expected = before.mul(m).add((moco.backbone as ResNet).conv1.weight.mul(1 - m));
+  assert.ok((moco.backbone_momentum as ResNet).conv1.weight.allclose(expected, { atol: 1e-6 }));
+  assert.equal(moco.criterion.memoryBank!.pointer, 8); // the 8 keys were enqueued
+  // SimCLR: both views through the network, scalar loss
+  const s = new SimCLR(new ResNet({ depth: 18, stem: 'cifar', width: 4, inChannels: 1 }), { hiddenDim: 16 });
+  assert.deepEqual(s.trainingStep([x, x], { step: 0, totalSteps: 1, epoch: 0 }).shape, []);
+});
