@@ -28,41 +28,55 @@ Napi::Value dispatch(const Napi::CallbackInfo& info) {
   return protect(info.Env(), [&] { return entry->fn(a); });
 }
 
-/// Copies bytes from an ArrayBuffer, TypedArray or Buffer into a new CPU tensor
-/// of the given dtype and shape. Args: (bytes, dtype, shape).
-Napi::Value fromBuffer(Args& a) {
+/// The bytes behind argument 0 (TypedArray, Buffer, DataView or ArrayBuffer).
+struct JsBytes {
+  Napi::ArrayBuffer buffer;
+  size_t offset = 0;
+  size_t length = 0;
+  uint8_t* data() { return static_cast<uint8_t*>(buffer.Data()) + offset; }
+};
+
+JsBytes jsBytes(Args& a) {
   Napi::Value v = a.raw(0);
-  const uint8_t* data = nullptr;
-  size_t len = 0;
+  JsBytes b;
   if (v.IsTypedArray()) {
     auto ta = v.As<Napi::TypedArray>();
-    data = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-    len = ta.ByteLength();
-  } else if (v.IsArrayBuffer()) {
-    auto ab = v.As<Napi::ArrayBuffer>();
-    data = static_cast<const uint8_t*>(ab.Data());
-    len = ab.ByteLength();
+    b = {ta.ArrayBuffer(), ta.ByteOffset(), ta.ByteLength()};
   } else if (v.IsDataView()) {
     auto dv = v.As<Napi::DataView>();
-    data = static_cast<const uint8_t*>(dv.ArrayBuffer().Data()) + dv.ByteOffset();
-    len = dv.ByteLength();
+    b = {dv.ArrayBuffer(), dv.ByteOffset(), dv.ByteLength()};
+  } else if (v.IsArrayBuffer()) {
+    auto ab = v.As<Napi::ArrayBuffer>();
+    b = {ab, 0, ab.ByteLength()};
   } else {
     a.fail(0, "an ArrayBuffer, TypedArray or Buffer");
   }
-  auto dtype = a.dt(1);
-  auto shape = a.il(2);
+  return b;
+}
+
+/// Checks that `shape` of `dtype` covers exactly `length` bytes; `who` names the caller.
+void checkByteLength(const char* who, at::IntArrayRef shape, at::ScalarType dtype, size_t length) {
   int64_t numel = 1;
   for (auto s : shape) {
-    if (s < 0) throw std::invalid_argument("fromBuffer: negative dimension in shape");
+    if (s < 0) throw std::invalid_argument(std::string(who) + ": negative dimension in shape");
     numel *= s;
   }
   size_t need = static_cast<size_t>(numel) * c10::elementSize(dtype);
-  if (need != len) {
-    throw std::invalid_argument("fromBuffer: shape [" + c10::Join(", ", shape) + "] of " + dtypeName(dtype) +
-                                " needs " + std::to_string(need) + " bytes, got " + std::to_string(len));
+  if (need != length) {
+    throw std::invalid_argument(std::string(who) + ": shape [" + c10::Join(", ", shape) + "] of " + dtypeName(dtype) + " needs " +
+                                std::to_string(need) + " bytes, got " + std::to_string(length));
   }
+}
+
+/// Copies bytes from an ArrayBuffer, TypedArray or Buffer into a new CPU tensor
+/// of the given dtype and shape. Args: (bytes, dtype, shape).
+Napi::Value fromBuffer(Args& a) {
+  JsBytes bytes = jsBytes(a);
+  auto dtype = a.dt(1);
+  auto shape = a.il(2);
+  checkByteLength("fromBuffer", shape, dtype, bytes.length);
   at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype));
-  if (len) std::memcpy(t.data_ptr(), data, len);
+  if (bytes.length) std::memcpy(t.data_ptr(), bytes.data(), bytes.length);
   return wrap(a.env(), t);
 }
 
@@ -95,41 +109,18 @@ void drainReleases(napi_env env) {
 
 /// A tensor over the bytes of a TypedArray/ArrayBuffer without copying. Args: (bytes, dtype, shape).
 Napi::Value fromBufferShared(Args& a) {
-  Napi::Value v = a.raw(0);
-  Napi::ArrayBuffer ab;
-  size_t offset = 0, len = 0;
-  if (v.IsTypedArray()) {
-    auto ta = v.As<Napi::TypedArray>();
-    ab = ta.ArrayBuffer();
-    offset = ta.ByteOffset();
-    len = ta.ByteLength();
-  } else if (v.IsArrayBuffer()) {
-    ab = v.As<Napi::ArrayBuffer>();
-    len = ab.ByteLength();
-  } else {
-    a.fail(0, "a TypedArray, Buffer or ArrayBuffer");
-  }
+  JsBytes bytes = jsBytes(a);
   auto dtype = a.dt(1);
   auto shape = a.il(2);
-  int64_t numel = 1;
-  for (auto s : shape) {
-    if (s < 0) throw std::invalid_argument("fromBufferShared: negative dimension in shape");
-    numel *= s;
-  }
-  size_t need = static_cast<size_t>(numel) * c10::elementSize(dtype);
-  if (need != len) {
-    throw std::invalid_argument("fromBufferShared: shape [" + c10::Join(", ", shape) + "] of " + dtypeName(dtype) + " needs " +
-                                std::to_string(need) + " bytes, got " + std::to_string(len));
-  }
-  if (len > 0 && (offset % c10::elementSize(dtype)) != 0) {
-    throw std::invalid_argument("fromBufferShared: the data starts at byte offset " + std::to_string(offset) +
+  checkByteLength("fromBufferShared", shape, dtype, bytes.length);
+  if (bytes.length > 0 && (bytes.offset % c10::elementSize(dtype)) != 0) {
+    throw std::invalid_argument("fromBufferShared: the data starts at byte offset " + std::to_string(bytes.offset) +
                                 ", not a multiple of the element size; use fromBuffer (copies)");
   }
   napi_env env = a.env();
   napi_ref ref;
-  napi_create_reference(env, ab, 1, &ref);
-  uint8_t* data = static_cast<uint8_t*>(ab.Data()) + offset;
-  at::Tensor t = at::from_blob(data, shape, [env, ref](void*) {
+  napi_create_reference(env, bytes.buffer, 1, &ref);
+  at::Tensor t = at::from_blob(bytes.data(), shape, [env, ref](void*) {
     std::lock_guard<std::mutex> lock(gPendingMutex);
     gPending.push_back({env, ref});
   }, at::TensorOptions().dtype(dtype));
