@@ -34,7 +34,13 @@ if (probe.status !== 0) {
 console.log(`dyad: building the addon against libtorch from ${JSON.parse(probe.stdout).how}`);
 
 const gyp = path.join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
-const args = [gyp, 'rebuild', `--jobs=${Math.max(1, os.cpus().length)}`];
+// Incremental `build` when the project was configured after the last change to binding.gyp or
+// find-libtorch.mjs (only changed sources recompile, and a failed build keeps the old addon);
+// a full `rebuild` otherwise, or with --force.
+const makefile = path.join(nativeDir, 'build', 'Makefile');
+const configNewest = Math.max(...['binding.gyp', 'find-libtorch.mjs'].map((f) => statSync(path.join(nativeDir, f)).mtimeMs));
+const incremental = !force && existsSync(makefile) && statSync(makefile).mtimeMs > configNewest;
+const args = [gyp, incremental ? 'build' : 'rebuild', `--jobs=${Math.max(1, os.cpus().length)}`];
 const nodedir = process.env.npm_config_nodedir || path.resolve(path.dirname(process.execPath), '..');
 if (existsSync(path.join(nodedir, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${nodedir}`);
 const t0 = Date.now();
