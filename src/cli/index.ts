@@ -5,6 +5,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { registerTrainCommands } from './train.js';
 import { registerPredictCommands } from './predict.js';
+import { registerSearchCommands } from './search.js';
 
 export function program(): Command {
   const p = new Command('dyad')
@@ -13,6 +14,7 @@ export function program(): Command {
     .configureOutput({ outputError: (s, write) => write(s.startsWith('error:') ? `dyad: ${s}` : s) });
   registerTrainCommands(p);
   registerPredictCommands(p);
+  registerSearchCommands(p);
   return p;
 }
 

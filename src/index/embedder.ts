@@ -1,4 +1,5 @@
 import sharp from 'sharp';
+import { IndexError, shortIdentity } from './errors.js';
 
 /**
  * What the index needs from a model: a stable identity, a dimension, and a way to turn image
@@ -83,5 +84,72 @@ export class ThumbnailEmbedder implements Embedder {
       for (let i = 0; i < this.dim; i++) v[i] = v[i]! / norm;
     }
     return v;
+  }
+}
+
+export interface LazyEmbedderOptions {
+  /** The identity the loaded embedder must have (the one recorded in the table). */
+  identity: string;
+  dim: number;
+  /** Loads the real embedder (a `Model`, CLIP, ...) the first time a vector is needed. */
+  load: () => Promise<Embedder>;
+}
+
+/**
+ * An embedder that stands for a table's recorded model and loads it only when a query needs a
+ * vector: `sql`, `duplicates`, and `similar` on an indexed path or id use stored vectors and
+ * never load it. The loaded embedder must have the recorded identity and dim (else
+ * `MODEL_MISMATCH` / `DIM_MISMATCH`). `embedText` exists so `Index.searchText` reaches the
+ * loaded model; it fails with `NO_TEXT_TOWER` when that model embeds images only.
+ */
+export class LazyEmbedder implements Embedder {
+  readonly identity: string;
+  readonly dim: number;
+  #load: () => Promise<Embedder>;
+  #loading: Promise<Embedder> | null = null;
+  #loaded: Embedder | null = null;
+
+  constructor(o: LazyEmbedderOptions) {
+    this.identity = o.identity;
+    this.dim = o.dim;
+    this.#load = o.load;
+  }
+
+  /** The real embedder, once loaded (null before). */
+  get loaded(): Embedder | null {
+    return this.#loaded;
+  }
+
+  /** Loads (once) and checks the real embedder. A failed load is retried on the next call. */
+  async embedder(): Promise<Embedder> {
+    this.#loading ??= this.#load().then(
+      (e) => {
+        if (e.identity !== this.identity) {
+          throw new IndexError('MODEL_MISMATCH', `The loaded model is ${shortIdentity(e.identity)}, but the index was built with ${shortIdentity(this.identity)}. Load the model the index was built with, or re-index.`);
+        }
+        if (e.dim !== this.dim) throw new IndexError('DIM_MISMATCH', `The loaded model makes ${e.dim}-d vectors; the index holds ${this.dim}-d vectors.`);
+        return (this.#loaded = e);
+      },
+      (err: unknown) => {
+        this.#loading = null;
+        throw err;
+      },
+    );
+    return this.#loading;
+  }
+
+  async embedImages(paths: string[]): Promise<Float32Array[]> {
+    return (await this.embedder()).embedImages(paths);
+  }
+
+  async embedText(texts: string[]): Promise<Float32Array[]> {
+    const e = await this.embedder();
+    if (typeof e.embedText !== 'function') {
+      throw new IndexError(
+        'NO_TEXT_TOWER',
+        `Text search needs a CLIP model (an embedder with a text tower); model ${shortIdentity(this.identity)} embeds images only. Index with CLIP weights, or search by image.`,
+      );
+    }
+    return e.embedText(texts);
   }
 }

@@ -11,6 +11,7 @@ export type IndexErrorCode =
   | 'BAD_FILTER'
   | 'NO_TEXT_TOWER'
   | 'EMBEDDER_FAILED'
+  | 'WEIGHTS_NOT_FOUND'
   | 'BAD_INPUT';
 
 export class IndexError extends Error {

@@ -40,7 +40,7 @@ import { type FileEntry, type ScanOptions, mapLimit, scanImages } from './files.
 import { type DuplicateGroup, type Pair, exactPairs, groupPairs, normalizeRows } from './duplicates.js';
 
 export type { Embedder } from './embedder.js';
-export { ThumbnailEmbedder } from './embedder.js';
+export { ThumbnailEmbedder, LazyEmbedder, type LazyEmbedderOptions } from './embedder.js';
 export { IndexError, type IndexErrorCode } from './errors.js';
 export { scanImages, IMAGE_EXTENSIONS, type FileEntry, type ScanOptions } from './files.js';
 export { writeDuplicatesReport, groupPairs, exactPairs, UnionFind, type DuplicateGroup, type DuplicateMember } from './duplicates.js';
@@ -73,6 +73,12 @@ export interface IndexOpenOptions {
   /** Dataset name; the table is named from it and the model. */
   dataset: string;
   embedder: Embedder;
+  /**
+   * The checkpoint file the embedder was loaded from. A writable open records it (absolute path)
+   * in the table, so a later search can load the same model without being told (`dyad search`
+   * without `--weights`). Default: `embedder.weights` when that is a string (a loaded `Model`).
+   */
+  weights?: string | null;
   /** Never create anything; fail when the table is missing. Default false. */
   readOnly?: boolean;
   /** Use this table name instead of the (dataset, model) one. */
@@ -172,6 +178,8 @@ export interface IndexInfo {
   model: string;
   dim: number;
   rows: number;
+  /** The checkpoint file recorded for the model (absolute path), when known. */
+  weights: string | null;
 }
 
 export interface AnnInfo {
@@ -235,10 +243,11 @@ async function allTableNames(conn: lancedb.Connection): Promise<string[]> {
   }
 }
 
-function metaOf(schema: arrow.Schema): { dataset?: string; model?: string; dim?: number } {
+function metaOf(schema: arrow.Schema): { dataset?: string; model?: string; dim?: number; weights: string | null } {
   const m = schema.metadata;
   const dim = m.get(META.dim);
-  return { dataset: m.get(META.dataset), model: m.get(META.model), dim: dim === undefined ? undefined : Number(dim) };
+  const weights = schema.fields.find((f) => f.name === 'model')?.metadata.get(META.weights) || null;
+  return { dataset: m.get(META.dataset), model: m.get(META.model), dim: dim === undefined ? undefined : Number(dim), weights };
 }
 
 function strings(col: arrow.Vector | null, n: number): (string | null)[] {
@@ -357,6 +366,11 @@ export class Index {
         `Index "${dataset}" holds ${tableDim}-d vectors but embedder ${shortIdentity(embedder.identity)} makes ${embedder.dim}-d vectors. Re-index into a new --db/table.`,
       );
     }
+    const given = o.weights !== undefined ? o.weights : (embedder as { weights?: unknown }).weights;
+    if (!readOnly && typeof given === 'string' && given.length > 0) {
+      const abs = path.resolve(given);
+      if (meta.weights !== abs) await table.updateFieldMetadata([{ path: 'model', metadata: { [META.weights]: abs } }]);
+    }
     return new Index(o, conn, table, name);
   }
 
@@ -375,7 +389,7 @@ export class Index {
       const t = await conn.openTable(n);
       try {
         const m = metaOf(await t.schema());
-        if (m.dataset === dataset && m.model) out.push({ table: n, dataset, model: m.model, dim: m.dim ?? 0, rows: -1 });
+        if (m.dataset === dataset && m.model) out.push({ table: n, dataset, model: m.model, dim: m.dim ?? 0, rows: -1, weights: m.weights });
       } finally {
         t.close();
       }
@@ -393,7 +407,7 @@ export class Index {
         const t = await conn.openTable(n);
         try {
           const m = metaOf(await t.schema());
-          if (m.dataset && m.model) out.push({ table: n, dataset: m.dataset, model: m.model, dim: m.dim ?? 0, rows: await t.countRows() });
+          if (m.dataset && m.model) out.push({ table: n, dataset: m.dataset, model: m.model, dim: m.dim ?? 0, rows: await t.countRows(), weights: m.weights });
         } finally {
           t.close();
         }
@@ -402,6 +416,12 @@ export class Index {
     } finally {
       conn.close();
     }
+  }
+
+  /** What this table holds: dataset, model identity, dim, rows, and the recorded weights file. */
+  async info(): Promise<IndexInfo> {
+    const m = metaOf(await this.#table.schema());
+    return { table: this.tableName, dataset: m.dataset ?? this.dataset, model: m.model ?? this.embedder.identity, dim: this.dim, rows: await this.#table.countRows(), weights: m.weights };
   }
 
   /** The underlying LanceDB table (for advanced queries). */

@@ -8,6 +8,12 @@ export const META = {
   model: 'dyad.model',
   dim: 'dyad.dim',
   created: 'dyad.created',
+  /**
+   * The checkpoint file the vectors were made with (absolute path), so a search can load the model
+   * by itself. Kept in the `model` column's field metadata, not the table's: it can change after
+   * creation (the same weights moved or copied), which table-level metadata cannot.
+   */
+  weights: 'dyad.weights',
 } as const;
 export const FORMAT_VERSION = '1';
 
