@@ -16,3 +16,4 @@ export * as transforms from './transforms/index.js';
 export { CLIPTokenizer } from './models/clip/tokenizer.js';
 export { Model, Results, Probs, TaskError, SourceError, type Source, type ModelOverrides, type PredictArgs, type ValArgs, type ClassifyArgs, type TrainArgs, type ValMetrics } from './api/index.js';
 export { Classifier } from './models/classifier.js';
+export { Index, IndexError, ThumbnailEmbedder, writeDuplicatesReport, type Embedder, type SearchHit, type DuplicateGroup } from './index/index.js';
