@@ -5,6 +5,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { registerTrainCommands } from './train.js';
 import { registerPredictCommands } from './predict.js';
+import { registerClipCommands } from './clip.js';
 import { registerSearchCommands } from './search.js';
 
 export function program(): Command {
@@ -14,6 +15,7 @@ export function program(): Command {
     .configureOutput({ outputError: (s, write) => write(s.startsWith('error:') ? `dyad: ${s}` : s) });
   registerTrainCommands(p);
   registerPredictCommands(p);
+  registerClipCommands(p);
   registerSearchCommands(p);
   return p;
 }

@@ -12,11 +12,12 @@ import { loadTrainData, DataError } from '../engine/data.js';
 import { embedIndices, knnMonitor } from '../engine/evaluate.js';
 import { existsSync, statSync } from 'node:fs';
 import { intArg, floatArg } from './index.js';
+import { trainClipCommand, checkNoClipOptions } from './clip.js';
 
 export function registerTrainCommands(p: Command): void {
   p.command('train')
     .description('train an image encoder by contrastive self-supervised learning (SimCLR or MoCo v2)')
-    .addOption(new Option('--method <name>', 'method').choices(['simclr', 'moco']).default('simclr'))
+    .addOption(new Option('--method <name>', 'method (clip: image–text pairs, see the clip options)').choices(['simclr', 'moco', 'clip']).default('simclr'))
     .option('--data <dir|fashion-mnist|mnist>', 'a folder of images (class subfolders optional), or a built-in dataset', 'fashion-mnist')
     .option('--data-root <dir>', 'folder of the IDX files for fashion-mnist/mnist')
     .option('--epochs <n>', 'epochs', intArg('--epochs', 1), 10)
@@ -41,7 +42,9 @@ export function registerTrainCommands(p: Command): void {
     .option('--no-channels-last', "use PyTorch's default contiguous memory format instead of channels-last")
     .option('--out <dir>', 'run folder', 'runs/train')
     .option('--resume', 'continue the run in --out from last.safetensors')
-    .action(async (o) => {
+    .action(async (o, cmd: Command) => {
+      if (o.method === 'clip') return trainClipCommand(o, cmd);
+      checkNoClipOptions(cmd, o.method);
       const temperature = o.temperature ?? (o.method === 'moco' ? 0.2 : undefined);
       const r = await train({
         method: o.method, data: o.data, dataRoot: o.dataRoot, epochs: o.epochs, batch: o.batch, backbone: o.backbone, width: o.width,

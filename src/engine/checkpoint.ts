@@ -21,8 +21,8 @@ export const CHECKPOINT_VERSION = 1;
 export interface CheckpointMeta {
   format: typeof CHECKPOINT_FORMAT;
   version: number;
-  /** 'embedder' (self-supervised) or 'classifier' (with a head and class names). */
-  task: 'embedder' | 'classifier';
+  /** 'embedder' (self-supervised), 'classifier' (with a head and class names) or 'clip' (image–text, `dyad train --method clip`). */
+  task: 'embedder' | 'classifier' | 'clip';
   /** Everything needed to rebuild the model (and, for runs, the trainer). */
   config: Record<string, unknown>;
   epoch: number;

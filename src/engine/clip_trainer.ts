@@ -1,0 +1,415 @@
+/**
+ * The CLIP trainer: image–caption pairs → symmetric InfoNCE (`methods/clip.ts`) → AdamW with
+ * warmup + cosine, with the same run folder, atomic checkpoints and exact resume as the
+ * self-supervised trainer (`trainer.ts`), which trains on augmented views of unlabeled images
+ * and so is not reused for pairs; this loop shares its conventions and helpers
+ * (`checkpoint.ts`, `progress.ts`, `metrics.jsonl`/`results.csv`, `config.json`).
+ *
+ * Three starts:
+ * - from scratch: a CLIP of the configured size (ViT image tower, causal text transformer,
+ *   OpenAI's BPE vocabulary);
+ * - fine-tuning: `model` = an HF CLIP folder or a dyad CLIP checkpoint;
+ * - LiT-style (Zhai et al. 2022): `imageEncoder` = a dyad self-supervised checkpoint
+ *   (`dyad train --method simclr|moco`), locked; the text tower learns to match it.
+ *
+ * Data: a CSV/JSONL pair list (`ImageTextPairs`), decoded once into memory at the model's input
+ * size (shortest side resized, centre crop: CLIP's "random square crop from resized images"
+ * without the randomness), captions tokenized once. Optional `val` pairs give image→text and
+ * text→image recall@1 each epoch (the best checkpoint follows their mean, else the loss).
+ *
+ * Checkpoints (`last.safetensors`, `best.safetensors`) hold the CLIPModel under HF names
+ * (`model.text_model...`), the optimizer, schedule and RNG; `CLIPModel.fromPretrained` and
+ * `dyad zero-shot --model` read them directly.
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import * as torch from '../torch/index.js';
+import type { Tensor } from '../torch/index.js';
+import { writeFileAtomic } from '../torch/io.js';
+import { ImageTextPairs, InMemoryDataset, Rng } from '../data/index.js';
+import { CLIPModel } from '../models/clip/model.js';
+import { parseProcessorConfig, toHFProcessorConfig, type CLIPConfig } from '../models/clip/config.js';
+import { createBackbone, type BackboneSpec } from '../models/index.js';
+import { CLIP } from '../methods/clip.js';
+import { AdamW, SGD, paramGroupsForWeightDecay, type Optimizer } from '../optim/index.js';
+import { LinearWarmupCosine } from '../optim/lr_scheduler.js';
+import { disposeCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { Progress } from './progress.js';
+import { loadMethod, TrainingDivergedError } from './trainer.js';
+
+export interface ClipTrainConfig {
+  method: 'clip';
+  /** CSV or JSONL list of image paths and captions. */
+  data: string;
+  /** Held-out pairs for the recall@1 monitor (optional). */
+  val: string | null;
+  /** Fine-tune this model: an HF CLIP folder or a dyad CLIP checkpoint. */
+  model: string | null;
+  /** LiT: lock this dyad self-supervised encoder (last/best.safetensors of dyad train) as the image tower. */
+  imageEncoder: string | null;
+  // from-scratch sizes
+  imageSize: number;
+  patchSize: number;
+  visionWidth: number;
+  visionLayers: number;
+  visionHeads: number;
+  textWidth: number;
+  textLayers: number;
+  textHeads: number;
+  contextLength: number;
+  projectionDim: number;
+  // optimisation
+  epochs: number;
+  batch: number;
+  optimizer: 'adamw' | 'sgd';
+  /** Learning rate (not scaled by batch). Default 5e-4 from scratch, 1e-5 when fine-tuning. */
+  lr: number;
+  weightDecay: number;
+  warmupEpochs: number;
+  /** Initial temperature τ (logit_scale = ln 1/τ) of a new model; 0.07 as the paper. */
+  temperature: number;
+  /** Largest exp(logit_scale): 100 as the paper. */
+  maxLogitScale: number;
+  seed: number;
+  out: string;
+  threads: number;
+  maxStepsPerEpoch: number;
+}
+
+export function defaultClipConfig(): ClipTrainConfig {
+  return {
+    method: 'clip', data: '', val: null, model: null, imageEncoder: null,
+    imageSize: 64, patchSize: 8, visionWidth: 192, visionLayers: 6, visionHeads: 3, textWidth: 192, textLayers: 6, textHeads: 3,
+    contextLength: 32, projectionDim: 128,
+    epochs: 10, batch: 128, optimizer: 'adamw', lr: 0, weightDecay: 0.2, warmupEpochs: 0, temperature: 0.07, maxLogitScale: 100,
+    seed: 0, out: 'runs/clip', threads: 0, maxStepsPerEpoch: 0,
+  };
+}
+
+const KNOWN = new Set(Object.keys(defaultClipConfig()));
+
+/** Merges option objects (right-most wins), rejecting unknown keys and bad values. */
+export function resolveClipConfig(...parts: Partial<ClipTrainConfig>[]): ClipTrainConfig {
+  const c = defaultClipConfig();
+  for (const p of parts) {
+    for (const [k, v] of Object.entries(p)) {
+      if (v === undefined) continue;
+      if (!KNOWN.has(k)) throw new TypeError(`unknown CLIP training option '${k}'. Known options: ${[...KNOWN].sort().join(', ')}`);
+      (c as unknown as Record<string, unknown>)[k] = v;
+    }
+  }
+  if (c.method !== 'clip') throw new TypeError(`resolveClipConfig: method must be 'clip', got '${String(c.method)}'`);
+  if (!c.data) throw new TypeError('CLIP training needs data: a CSV or JSONL list of image paths and captions (--data pairs.jsonl)');
+  if (c.model && c.imageEncoder) throw new TypeError('pass either model (fine-tune a CLIP) or imageEncoder (LiT on a dyad encoder), not both');
+  if (!['adamw', 'sgd'].includes(c.optimizer)) throw new TypeError(`unknown optimizer '${c.optimizer}' for CLIP: use adamw or sgd`);
+  const int = (k: keyof ClipTrainConfig, min: number): void => {
+    const v = c[k] as number;
+    if (!Number.isInteger(v) || v < min) throw new RangeError(`${k} must be an integer ≥ ${min}, got ${String(v)}`);
+  };
+  for (const k of ['epochs', 'imageSize', 'patchSize', 'visionWidth', 'visionLayers', 'visionHeads', 'textWidth', 'textLayers', 'textHeads', 'projectionDim'] as const) int(k, 1);
+  int('batch', 2);
+  int('contextLength', 3);
+  int('warmupEpochs', 0);
+  int('maxStepsPerEpoch', 0);
+  if (c.lr === 0) c.lr = c.model ? 1e-5 : 5e-4;
+  if (!(c.lr > 0)) throw new RangeError(`lr must be positive, got ${c.lr}`);
+  if (!(c.temperature > 0)) throw new RangeError(`temperature must be positive, got ${c.temperature}`);
+  if (!(c.maxLogitScale >= 1)) throw new RangeError(`maxLogitScale must be ≥ 1, got ${c.maxLogitScale}`);
+  return c;
+}
+
+export interface ClipEpochMetrics {
+  epoch: number;
+  loss: number;
+  lr: number;
+  img_per_s: number;
+  logit_scale: number;
+  val_i2t_r1?: number;
+  val_t2i_r1?: number;
+  time_s: number;
+}
+
+/** Pairs in memory: uint8 images [N, C, S, S] at the model's input size and their captions. */
+export interface ClipPairs {
+  images: Tensor;
+  captions: string[];
+}
+
+export interface ClipTrainHooks {
+  /** Resume from `out/last.safetensors` (true) or the given checkpoint. */
+  resume?: boolean | string;
+  silent?: boolean;
+  onEpoch?: (m: ClipEpochMetrics) => void;
+  /** Pre-loaded pairs (tests, benchmarks), at the model's input size, instead of reading `data`. */
+  data?: ClipPairs;
+  val?: ClipPairs;
+}
+
+export interface ClipTrainResult {
+  config: ClipTrainConfig;
+  metrics: ClipEpochMetrics[];
+  best: number | null;
+  lastPath: string;
+  bestPath: string;
+  model: CLIPModel;
+}
+
+/** A new CLIP of the configured from-scratch size, or one with a locked dyad encoder (LiT). */
+export function buildClipModel(c: ClipTrainConfig): { model: CLIPModel; freezeVision: boolean } {
+  const text = {
+    hidden_size: c.textWidth, intermediate_size: 4 * c.textWidth, num_hidden_layers: c.textLayers, num_attention_heads: c.textHeads,
+    max_position_embeddings: c.contextLength, eos_token_id: 49407, bos_token_id: 49406, pad_token_id: 0, hidden_act: 'quick_gelu' as const,
+  };
+  const logitScale = Math.log(1 / c.temperature);
+  if (c.imageEncoder) {
+    const ssl = loadMethod(c.imageEncoder);
+    try {
+      const sc = ssl.config;
+      const spec: BackboneSpec & { featureDim: number } = {
+        name: sc.backbone, inChannels: sc.channels, imageSize: sc.imageSize, width: sc.width, ...(sc.stem !== 'auto' ? { stem: sc.stem } : {}),
+        featureDim: ssl.method.backbone.featureDim,
+      };
+      const backbone = createBackbone(spec);
+      torch.scope(() => backbone.loadStateDict(ssl.method.backbone.stateDict()));
+      const config = { text_config: text, vision_config: { dyad_backbone: spec }, projection_dim: c.projectionDim, logit_scale_init_value: logitScale };
+      const model = new CLIPModel(config, {
+        visionModel: backbone,
+        processor: { size: sc.imageSize, cropSize: sc.imageSize, mean: sc.mean, std: sc.std, channels: sc.channels as 1 | 3 },
+      });
+      model.initWeights();
+      return { model, freezeVision: true };
+    } finally {
+      ssl.method.dispose();
+    }
+  }
+  const config = {
+    text_config: text,
+    vision_config: {
+      hidden_size: c.visionWidth, intermediate_size: 4 * c.visionWidth, num_hidden_layers: c.visionLayers, num_attention_heads: c.visionHeads,
+      image_size: c.imageSize, patch_size: c.patchSize, num_channels: 3, hidden_act: 'quick_gelu' as const,
+    },
+    projection_dim: c.projectionDim, logit_scale_init_value: logitScale,
+  };
+  return { model: new CLIPModel(config, { processor: { size: c.imageSize, cropSize: c.imageSize } }), freezeVision: false };
+}
+
+/** What the checkpoint's config records: the CLIP config (HF fields), preprocessing, and the run. */
+function checkpointConfig(model: CLIPModel, run: ClipTrainConfig, freezeVision: boolean): Record<string, unknown> {
+  const clip: CLIPConfig = model.config;
+  return { method: 'clip', clip, processor: toHFProcessorConfig(model.processor.config), freezeVision, run };
+}
+
+/** Reads and decodes a pair list at the model's input size (shortest side, centre crop). */
+export async function loadClipPairs(file: string, model: CLIPModel): Promise<ClipPairs> {
+  const pairs = await ImageTextPairs.open(file, { onError: 'skip' });
+  const p = model.processor.config;
+  const mem = await InMemoryDataset.from(pairs, { imageSize: p.cropSize, channels: p.channels, fit: 'cover', kernel: 'cubic' });
+  const captions = Array.from(mem.sourceIndices, (i) => pairs.captions[i]!);
+  const images = mem.images;
+  return { images, captions };
+}
+
+/** Caption ids [N, ctx] (int64, padded to the context length) and each caption's length. */
+function tokenizeAll(model: CLIPModel, captions: string[]): { ids: Tensor; lengths: Int32Array } {
+  const b = model.tokenizer.encodeBatch(captions, { contextLength: model.contextLength, pad: true, truncate: true });
+  const lengths = new Int32Array(b.shape[0]);
+  for (let i = 0; i < b.shape[0]; i++) {
+    let n = 0;
+    for (let j = 0; j < b.shape[1]; j++) n += Number(b.attentionMask[i * b.shape[1] + j]);
+    lengths[i] = n;
+  }
+  return { ids: torch.tensor(b.ids, { shape: b.shape }).keep(), lengths };
+}
+
+function buildOptimizer(c: ClipTrainConfig, method: CLIP): Optimizer<any> {
+  const groups = paramGroupsForWeightDecay(method.trainableParameters(), { weightDecay: c.weightDecay });
+  if (c.optimizer === 'sgd') return new SGD(groups, { lr: c.lr, momentum: 0.9, weightDecay: c.weightDecay });
+  // the paper's Adam settings for ViT CLIPs: β2 0.98, eps 1e-6, decoupled weight decay
+  return new AdamW(groups, { lr: c.lr, betas: [0.9, 0.98], eps: 1e-6, weightDecay: c.weightDecay });
+}
+
+/** Image→text and text→image recall@1 over held-out pairs (a caption counts when it is the pair's own, or the same text). */
+export function retrievalRecall(model: CLIPModel, pairs: ClipPairs, batch = 64): { i2t: number; t2i: number } {
+  return torch.noGrad(() => torch.scope(() => {
+    const px = model.processor.normalizeBatch(pairs.images);
+    const img = model.encodeImages(px, { batchSize: batch });
+    const txt = model.encodeText(pairs.captions, { batchSize: 256 });
+    const sim = img.matmul(txt.t());
+    const i2t = sim.argmax(1).toArray();
+    const t2i = sim.argmax(0).toArray();
+    const same = (a: number, b: number): boolean => a === b || pairs.captions[a] === pairs.captions[b];
+    const n = pairs.captions.length;
+    return { i2t: i2t.filter((j, i) => same(i, j)).length / n, t2i: t2i.filter((i, j) => same(i, j)).length / n };
+  }));
+}
+
+const CSV_COLUMNS: (keyof ClipEpochMetrics)[] = ['epoch', 'loss', 'lr', 'img_per_s', 'logit_scale', 'val_i2t_r1', 'val_t2i_r1', 'time_s'];
+
+function writeResults(dir: string, rows: ClipEpochMetrics[]): void {
+  writeFileAtomic(path.join(dir, 'metrics.jsonl'), rows.map((r) => JSON.stringify(r) + '\n').join(''));
+  const csv = [CSV_COLUMNS.join(','), ...rows.map((r) => CSV_COLUMNS.map((k) => (r[k] === undefined ? '' : String(r[k]))).join(','))].join('\n') + '\n';
+  writeFileAtomic(path.join(dir, 'results.csv'), csv);
+}
+
+function readMetrics(dir: string): ClipEpochMetrics[] {
+  const f = path.join(dir, 'metrics.jsonl');
+  if (!existsSync(f)) return [];
+  return readFileSync(f, 'utf8').split('\n').filter((l) => l.trim()).flatMap((l) => {
+    try { return [JSON.parse(l) as ClipEpochMetrics]; } catch { return []; }
+  });
+}
+
+/** Trains (or fine-tunes) a CLIP on image–caption pairs; see the module comment. */
+export async function trainClip(options: Partial<ClipTrainConfig> = {}, hooks: ClipTrainHooks = {}): Promise<ClipTrainResult> {
+  let resumeFrom: ReturnType<typeof loadCheckpoint> | null = null;
+  let config: ClipTrainConfig;
+  if (hooks.resume) {
+    const out = options.out ?? defaultClipConfig().out;
+    const file = typeof hooks.resume === 'string' ? hooks.resume : path.join(out, 'last.safetensors');
+    resumeFrom = loadCheckpoint(file);
+    const saved = resumeFrom.meta.config as { method?: string; run?: Partial<ClipTrainConfig> };
+    if (resumeFrom.meta.task !== 'clip' || !saved.run) {
+      disposeCheckpoint(resumeFrom);
+      throw new Error(`${file} is not a CLIP training checkpoint (task '${resumeFrom.meta.task}'); resume it with its own method`);
+    }
+    config = resolveClipConfig(saved.run, { epochs: options.epochs, out: options.out ?? saved.run.out });
+  } else {
+    config = resolveClipConfig(options);
+  }
+  if (config.threads > 0) torch.setNumThreads(config.threads);
+  torch.manualSeed(config.seed);
+  const progress = new Progress(process.stdout, { silent: hooks.silent });
+
+  // ---- the model -------------------------------------------------------------------------------------------
+  let model: CLIPModel;
+  let freezeVision: boolean;
+  if (resumeFrom) {
+    const saved = resumeFrom.meta.config as { clip: unknown; processor: unknown; freezeVision?: boolean };
+    freezeVision = saved.freezeVision ?? false;
+    const cfg = saved.clip as CLIPConfig;
+    const v = cfg.vision_config;
+    const size = v.dyad_backbone ? v.dyad_backbone.imageSize : v.image_size;
+    const ch = (v.dyad_backbone ? v.dyad_backbone.inChannels : v.num_channels) === 1 ? 1 : 3;
+    model = new CLIPModel(cfg as unknown as Record<string, unknown>, { processor: parseProcessorConfig(saved.processor, size, ch) });
+  } else if (config.model) {
+    model = CLIPModel.fromPretrained(config.model);
+    freezeVision = false;
+  } else {
+    ({ model, freezeVision } = buildClipModel(config));
+  }
+  const method = new CLIP(model, { freezeVision, maxLogitScale: config.maxLogitScale });
+
+  // ---- data ------------------------------------------------------------------------------------------------------
+  const own: Tensor[] = [];
+  const data = hooks.data ?? (await loadClipPairs(config.data, model));
+  if (!hooks.data) own.push(data.images);
+  const val = hooks.val ?? (config.val ? await loadClipPairs(config.val, model) : null);
+  if (val && !hooks.val) own.push(val.images);
+  const crop = model.processor.config.cropSize;
+  const ch = model.processor.config.channels;
+  const s = data.images.shape;
+  if (s.length !== 4 || s[1] !== ch || s[2] !== crop || s[3] !== crop || data.images.dtype !== 'uint8') {
+    throw new RangeError(`CLIP training data must be uint8 [N, ${ch}, ${crop}, ${crop}] images (the model's input), got ${data.images.dtype} [${s.join(', ')}]`);
+  }
+  if (data.captions.length !== s[0]) throw new RangeError(`CLIP training data: ${s[0]} images but ${data.captions.length} captions`);
+  const tokens = tokenizeAll(model, data.captions);
+  own.push(tokens.ids);
+
+  const n = data.captions.length;
+  if (n < config.batch) throw new RangeError(`the training set has ${n} pairs, fewer than one batch of ${config.batch}: lower --batch`);
+  const fullSteps = Math.floor(n / config.batch);
+  const stepsPerEpoch = config.maxStepsPerEpoch > 0 ? Math.min(fullSteps, config.maxStepsPerEpoch) : fullSteps;
+  const totalSteps = stepsPerEpoch * config.epochs;
+  const optimizer = buildOptimizer(config, method);
+  const scheduler = new LinearWarmupCosine(optimizer, { warmupSteps: Math.min(config.warmupEpochs * stepsPerEpoch, totalSteps), totalSteps });
+
+  const dir = config.out;
+  mkdirSync(dir, { recursive: true });
+  const lastPath = path.join(dir, 'last.safetensors');
+  const bestPath = path.join(dir, 'best.safetensors');
+  const mcfg = checkpointConfig(model, config, freezeVision);
+  let startEpoch = 0;
+  let best: number | null = null;
+  let metrics: ClipEpochMetrics[] = [];
+  if (resumeFrom) {
+    try {
+      model.loadStateDict(resumeFrom.model);
+      optimizer.loadStateDict({ state: resumeFrom.optimizer, meta: resumeFrom.meta.optimizer! });
+      if (resumeFrom.meta.scheduler) scheduler.loadStateDict(resumeFrom.meta.scheduler);
+      if (resumeFrom.rng) torch.setRngState(resumeFrom.rng);
+    } finally {
+      disposeCheckpoint(resumeFrom);
+    }
+    startEpoch = resumeFrom.meta.epoch + 1;
+    best = resumeFrom.meta.bestMetric ?? null;
+    metrics = readMetrics(dir).filter((m) => m.epoch < startEpoch);
+    progress.log(`resuming ${dir} at epoch ${startEpoch + 1}/${config.epochs}`);
+  }
+  writeFileAtomic(path.join(dir, 'config.json'), JSON.stringify(mcfg, null, 2) + '\n');
+
+  try {
+    for (let epoch = startEpoch; epoch < config.epochs; epoch++) {
+      method.train();
+      const order = new Rng(config.seed * 1_000_003 + epoch).permutation(n);
+      const t0 = performance.now();
+      let lossSum = 0;
+      for (let st = 0; st < stepsPerEpoch; st++) {
+        const step = epoch * stepsPerEpoch + st;
+        const ctx = { step, totalSteps, epoch };
+        const idx = order.subarray(st * config.batch, (st + 1) * config.batch);
+        let maxLen = 1;
+        for (const i of idx) maxLen = Math.max(maxLen, tokens.lengths[i]!);
+        const loss = torch.scope(() => {
+          const sel = torch.tensor(BigInt64Array.from(idx, (i) => BigInt(i)));
+          const pixelValues = model.processor.normalizeBatch(data.images.indexSelect(0, sel));
+          const inputIds = tokens.ids.indexSelect(0, sel).narrow(1, 0, maxLen);
+          const l = method.trainingStep({ pixelValues, inputIds }, ctx);
+          const value = l.item();
+          if (!Number.isFinite(value)) return value;
+          l.backward();
+          optimizer.step();
+          optimizer.zeroGrad();
+          return value;
+        });
+        if (!Number.isFinite(loss)) {
+          throw new TrainingDivergedError(`the loss became ${loss} at epoch ${epoch + 1}, step ${st + 1}: training stopped. ` +
+            `The last good checkpoint is kept in ${existsSync(lastPath) ? lastPath : '(none yet)'}. Lower --lr or add --warmup-epochs.`);
+        }
+        method.afterStep(ctx);
+        scheduler.step();
+        lossSum += loss;
+        const elapsed = (performance.now() - t0) / 1000;
+        progress.update({ epoch, epochs: config.epochs, step: st + 1, steps: stepsPerEpoch, loss, lr: scheduler.getLastLr()[0]!, imgPerS: ((st + 1) * config.batch) / elapsed },
+          (elapsed / (st + 1)) * (totalSteps - step - 1));
+      }
+      const time = (performance.now() - t0) / 1000;
+      const row: ClipEpochMetrics = {
+        epoch, loss: lossSum / stepsPerEpoch, lr: optimizer.paramGroups[0]!.lr, img_per_s: (stepsPerEpoch * config.batch) / time,
+        logit_scale: Math.exp(model.logit_scale.item()), time_s: time,
+      };
+      if (val) {
+        method.eval();
+        const r = retrievalRecall(model, val);
+        row.val_i2t_r1 = r.i2t;
+        row.val_t2i_r1 = r.t2i;
+      }
+      metrics.push(row);
+      const score = val ? (row.val_i2t_r1! + row.val_t2i_r1!) / 2 : -row.loss;
+      const improved = best === null || score > best;
+      if (improved) best = score;
+      const meta = { task: 'clip' as const, config: mcfg, epoch, step: (epoch + 1) * stepsPerEpoch, names: [], bestMetric: best, metrics: { ...row } };
+      saveCheckpoint(lastPath, { model, optimizer, scheduler, meta });
+      if (improved) saveCheckpoint(bestPath, { model, optimizer, scheduler, meta });
+      writeResults(dir, metrics);
+      progress.log(`epoch ${epoch + 1}/${config.epochs}  loss ${row.loss.toFixed(4)}  ${row.img_per_s.toFixed(0)} img/s  logit scale ${row.logit_scale.toFixed(1)}` +
+        (val ? `  val R@1 i→t ${(row.val_i2t_r1! * 100).toFixed(1)}% t→i ${(row.val_t2i_r1! * 100).toFixed(1)}%` : ''));
+      hooks.onEpoch?.(row);
+    }
+  } finally {
+    for (const t of own) t.dispose();
+    optimizer.dispose?.();
+  }
+  model.eval();
+  model.resetIdentity();
+  return { config, metrics, best, lastPath, bestPath, model };
+}
