@@ -12,6 +12,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   augment: async () => (await import('./augment.js')).main,
   loader: async () => (await import('./loader.js')).main,
   search: async () => (await import('./search.js')).main,
+  clip: async () => (await import('./clip.js')).main,
 };
 
 const [name, ...rest] = process.argv.slice(2);

@@ -330,6 +330,29 @@ test('eos pooling: legacy argmax (eos_token_id 2) and first-eos; padding length 
   m.dispose();
 });
 
+test('pooled fast paths (last layer on the pooled rows only, text cut after the last eos) equal the full forward', () => {
+  torch.scope(() => torch.noGrad(() => {
+    const { inputIds, attentionMask } = model.tokenize(['a red cat', 'dog', 'a cat and a dog and a red dog'], { pad: true });
+    const full = model.text_model.forward(inputIds).pooledOutput;
+    assert.ok(model.text_model.pooled(inputIds).allclose(full, { atol: 1e-5 }));
+    assert.ok(model.text_model.pooled(inputIds, attentionMask).allclose(model.text_model.forward(inputIds, attentionMask).pooledOutput, { atol: 1e-5 }));
+    const px = torch.randn([3, 3, 32, 32]);
+    const vm = model.vision_model as unknown as { forwardTokens(x: Tensor): Tensor; post_layernorm: nn.LayerNorm; forward(x: Tensor): Tensor };
+    const viaTokens = vm.post_layernorm.forward(vm.forwardTokens(px).select(1, 0));
+    assert.ok(vm.forward(px).allclose(viaTokens, { atol: 1e-5 }));
+  }));
+  // gradients flow through the fast paths (training uses them)
+  torch.scope(() => {
+    const px = torch.randn([2, 3, 32, 32]);
+    model.getImageFeatures(px).sum().add(model.getTextFeatures(model.tokenize(['a cat', 'a dog']).inputIds).sum()).backward();
+    for (const [k, p] of model.namedParameters()) {
+      if (k === 'logit_scale') continue;
+      assert.ok(p.grad !== null, `no gradient for ${k}`);
+    }
+    model.zeroGrad();
+  });
+});
+
 test('activation comes from the config: quick_gelu and gelu differ', () => {
   const cfg = { projection_dim: 8, text_config: { hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2, max_position_embeddings: 8 },
     vision_config: { hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2, image_size: 16, patch_size: 8 } };

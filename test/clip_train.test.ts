@@ -262,6 +262,16 @@ test('CLI: dyad train --method clip --data pairs.jsonl, then dyad zero-shot; cle
   const rows = z.stdout.trim().split('\n').map((l) => JSON.parse(l) as { path: string; label: string; score: number; ranked: { label: string }[] });
   assert.equal(rows.length, 16);
   assert.ok(rows.every((r) => ['red', 'green'].includes(r.label) && r.ranked.length === 2 && r.score > 0 && r.score <= 1));
+  // dyad index / search --text with the CLIP checkpoint (the CLIP embedder loader of src/cli/clip.ts)
+  const db = path.join(dir, 'db');
+  const ix = run('index', '--weights', path.join(out, 'best.safetensors'), '--data', img, '--db', db);
+  assert.equal(ix.status, 0, ix.stderr);
+  const s = run('search', '--text', 'a red picture', '--db', db, '--limit', '3', '--json');
+  assert.equal(s.status, 0, s.stderr);
+  const hits = JSON.parse(s.stdout) as { path: string; score: number }[] | { hits: { path: string; score: number }[] };
+  const list = Array.isArray(hits) ? hits : hits.hits;
+  assert.equal(list.length, 3);
+  assert.ok(list[0]!.score >= list[2]!.score);
   // errors: one line, exit code 1
   const noData = run('train', '--method', 'clip', '--out', path.join(dir, 'x'));
   assert.equal(noData.status, 1);

@@ -9,6 +9,7 @@ import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 
 const F = torch.functional;
+const { scope } = torch;
 export type Activation = 'gelu' | 'quick_gelu' | 'gelu_new' | 'relu';
 
 export function activate(x: Tensor, act: Activation): Tensor {
@@ -46,13 +47,20 @@ export class SelfAttention extends nn.Module {
     this.v_proj = new nn.Linear(dim, dim);
     this.out_proj = new nn.Linear(dim, dim);
   }
-  /** `mask`: additive [L, L] or [N, 1, L, L] (−∞ where attention is not allowed). */
-  forward(x: Tensor, mask: Tensor | null = null): Tensor {
-    const [n, l] = x.shape as [number, number, number];
-    const split = (t: Tensor): Tensor => t.view(n, l, this.heads, this.dim / this.heads).transpose(1, 2); // [N, h, L, d]
-    const o = F.scaledDotProductAttention(split(this.q_proj.forward(x)), split(this.k_proj.forward(x)), split(this.v_proj.forward(x)),
-      { attnMask: mask, dropoutP: this.dropoutP, training: this.training });
-    return this.out_proj.forward(o.transpose(1, 2).reshape([n, l, this.dim]));
+  /**
+   * `mask`: additive [L, L] or [N, 1, L, L] (−∞ where attention is not allowed). `queries`
+   * [N, Q, dim] (optional): compute the output for these query rows only (keys and values
+   * still come from all of `x`); the mask is then [Q, L] or [N, 1, Q, L]. Output [N, Q, dim].
+   */
+  forward(x: Tensor, mask: Tensor | null = null, queries: Tensor | null = null): Tensor {
+    return scope(() => {
+      const [n, l] = x.shape as [number, number, number];
+      const lq = queries === null ? l : queries.size(1);
+      const split = (t: Tensor, len: number): Tensor => t.view(n, len, this.heads, this.dim / this.heads).transpose(1, 2); // [N, h, len, d]
+      const o = F.scaledDotProductAttention(split(this.q_proj.forward(queries ?? x), lq), split(this.k_proj.forward(x), l), split(this.v_proj.forward(x), l),
+        { attnMask: mask, dropoutP: this.dropoutP, training: this.training });
+      return this.out_proj.forward(o.transpose(1, 2).reshape([n, lq, this.dim]));
+    });
   }
 }
 
@@ -84,8 +92,24 @@ export class TransformerEncoderLayer extends nn.Module {
     this.layer_norm2 = new nn.LayerNorm([o.dim], { eps });
   }
   forward(x: Tensor, mask: Tensor | null = null): Tensor {
-    const h = x.add(this.self_attn.forward(this.layer_norm1.forward(x), mask));
-    return h.add(this.mlp.forward(this.layer_norm2.forward(h)));
+    return scope(() => {
+      const h = x.add(this.self_attn.forward(this.layer_norm1.forward(x), mask));
+      return h.add(this.mlp.forward(this.layer_norm2.forward(h)));
+    });
+  }
+
+  /**
+   * The outputs at selected positions only: `select` maps [N, L, dim] to the rows wanted,
+   * [N, Q, dim] (e.g. the class token, or each sequence's end-of-text token); `mask` is for those
+   * query rows ([Q, L] or [N, 1, Q, L]). Exactly the matching rows of `forward`, for a fraction
+   * of the cost when Q ≪ L.
+   */
+  forwardRows(x: Tensor, select: (t: Tensor) => Tensor, mask: Tensor | null = null): Tensor {
+    return scope(() => {
+      const nx = this.layer_norm1.forward(x);
+      const h = select(x).add(this.self_attn.forward(nx, mask, select(nx)));
+      return h.add(this.mlp.forward(this.layer_norm2.forward(h)));
+    });
   }
 }
 
@@ -102,6 +126,22 @@ export class TransformerEncoder extends nn.Module {
     let h = x;
     for (const layer of this.layers) h = (layer as TransformerEncoderLayer).forward(h, mask);
     return h;
+  }
+
+  /**
+   * The final outputs at selected positions only ([N, Q, dim]): every layer but the last runs on
+   * all tokens with `mask`; the last computes only the rows `select` picks (its queries), with
+   * `lastMask` ([Q, L] or [N, 1, Q, L]). Pooled models (a class token, an end-of-text token) need
+   * nothing else, and skip most of the last layer.
+   */
+  forwardRows(x: Tensor, select: (t: Tensor) => Tensor, mask: Tensor | null = null, lastMask: Tensor | null = null): Tensor {
+    const layers = [...this.layers] as TransformerEncoderLayer[];
+    if (layers.length === 0) return select(x);
+    return scope(() => {
+      let h = x;
+      for (const layer of layers.slice(0, -1)) h = layer.forward(h, mask);
+      return layers[layers.length - 1]!.forwardRows(h, select, lastMask);
+    });
   }
 }
 

@@ -39,10 +39,12 @@ export class ViTEmbeddings extends nn.Module {
     this.position_embedding = new nn.Embedding(this.numPatches + 1, o.dim);
   }
   forward(x: Tensor): Tensor {
-    const n = x.size(0);
-    const patches = this.patch_embedding.forward(x).flatten(2).transpose(1, 2); // [N, P, dim]
-    const cls = this.class_embedding.view(1, 1, -1).expand(n, 1, -1);
-    return torch.cat([cls, patches], 1).add(this.position_embedding.weight.unsqueeze(0));
+    return torch.scope(() => {
+      const n = x.size(0);
+      const patches = this.patch_embedding.forward(x).flatten(2).transpose(1, 2); // [N, P, dim]
+      const cls = this.class_embedding.view(1, 1, -1).expand(n, 1, -1);
+      return torch.cat([cls, patches], 1).add(this.position_embedding.weight.unsqueeze(0));
+    });
   }
 }
 
@@ -72,15 +74,24 @@ export class VisionTransformer extends nn.Module {
 
   /** All tokens after the encoder, [N, 1 + P, dim] (before `post_layernorm`). */
   forwardTokens(x: Tensor): Tensor {
+    this.checkInput(x);
+    return torch.scope(() => this.encoder.forward(this.pre_layrnorm.forward(this.embeddings.forward(x))));
+  }
+
+  private checkInput(x: Tensor): void {
     const { imageSize, inChannels } = this.config;
     if (x.ndim !== 4 || x.size(1) !== inChannels || x.size(2) !== imageSize || x.size(3) !== imageSize) {
       throw new RangeError(`ViT: expected input [N, ${inChannels}, ${imageSize}, ${imageSize}], got [${x.shape.join(', ')}]`);
     }
-    return this.encoder.forward(this.pre_layrnorm.forward(this.embeddings.forward(x)));
   }
 
+  /** The class token after `post_layernorm`, [N, dim]. (The last layer computes the class token's row only.) */
   forward(x: Tensor): Tensor {
-    return this.post_layernorm.forward(this.forwardTokens(x).select(1, 0));
+    this.checkInput(x);
+    return torch.scope(() => {
+      const h = this.pre_layrnorm.forward(this.embeddings.forward(x));
+      return this.post_layernorm.forward(this.encoder.forwardRows(h, (t) => t.narrow(1, 0, 1)).squeeze(1));
+    });
   }
 }
 

@@ -400,7 +400,7 @@ export class CLIPModel extends nn.Module {
 
   /** Text embeddings [N, projection_dim] (not normalised), as HF's `get_text_features`. */
   getTextFeatures(inputIds: Tensor, attentionMask: Tensor | null = null): Tensor {
-    return torch.scope(() => this.text_projection.forward(this.text_model.forward(inputIds, attentionMask).pooledOutput));
+    return torch.scope(() => this.text_projection.forward(this.text_model.pooled(inputIds, attentionMask)));
   }
 
   /**

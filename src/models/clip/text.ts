@@ -72,11 +72,34 @@ export class CLIPTextTransformer extends nn.Module {
   }
 
   /**
-   * `inputIds` [N, L] (int64, L ≤ max_position_embeddings); `attentionMask` [N, L] (1 = token,
-   * 0 = padding) is optional: padding after the end-of-text token never reaches the pooled
-   * output through the causal mask, so the mask only matters for left padding.
+   * The pooled features only, [N, dim] (= `forward(...).pooledOutput`, computed for less): as
+   * attention is causal, the tokens after the last pooled position never reach a pooled row, so
+   * the batch is cut there, and the last layer computes only the pooled rows.
    */
-  forward(inputIds: Tensor, attentionMask: Tensor | null = null): TextOutput {
+  pooled(inputIds: Tensor, attentionMask: Tensor | null = null): Tensor {
+    const [n, l] = this.check(inputIds, attentionMask);
+    return torch.scope(() => {
+      const pos = this.eosPositions(inputIds);
+      const len = Math.min(l, pos.max().item() + 1);
+      const ids = len < l ? inputIds.narrow(1, 0, len) : inputIds;
+      const am = attentionMask !== null && len < l ? attentionMask.narrow(1, 0, len) : attentionMask;
+      const h = this.embeddings.forward(ids);
+      const dev = { device: h.device };
+      let mask = torch.full([len, len], -Infinity, dev).triu(1); // causal, [L, L]
+      // the pooled row of sequence i may attend to keys j ≤ pos_i: [N, 1, 1, L]
+      let lastMask = torch.zeros([n, 1, 1, len], dev).maskedFill(torch.arange(0, len, 1, dev).view(1, 1, 1, len).gt(pos.view(n, 1, 1, 1)), -Infinity);
+      if (am !== null) {
+        const pad = torch.zeros([n, 1, 1, len], dev).maskedFill(am.eq(0).view(n, 1, 1, len), MASK_MIN);
+        mask = pad.add(mask);
+        lastMask = lastMask.add(pad);
+      }
+      const rows = torch.arange(0, n, 1, dev);
+      const out = this.encoder.forwardRows(h, (t) => t.index([rows, pos]).unsqueeze(1), mask, lastMask).squeeze(1);
+      return this.final_layer_norm.forward(out);
+    });
+  }
+
+  private check(inputIds: Tensor, attentionMask: Tensor | null): [number, number] {
     const s = inputIds.shape;
     if (s.length !== 2) throw new RangeError(`CLIPTextTransformer: inputIds must be [N, L], got [${s.join(', ')}]`);
     if (inputIds.dtype !== 'int64' && inputIds.dtype !== 'int32') throw new TypeError(`CLIPTextTransformer: inputIds must be an integer tensor (int64), got ${inputIds.dtype}`);
@@ -86,6 +109,16 @@ export class CLIPTextTransformer extends nn.Module {
     if (attentionMask !== null && (attentionMask.ndim !== 2 || attentionMask.size(0) !== n || attentionMask.size(1) !== l)) {
       throw new RangeError(`CLIPTextTransformer: attentionMask must be [${n}, ${l}] like inputIds, got [${attentionMask.shape.join(', ')}]`);
     }
+    return [n, l];
+  }
+
+  /**
+   * `inputIds` [N, L] (int64, L ≤ max_position_embeddings); `attentionMask` [N, L] (1 = token,
+   * 0 = padding) is optional: padding after the end-of-text token never reaches the pooled
+   * output through the causal mask, so the mask only matters for left padding.
+   */
+  forward(inputIds: Tensor, attentionMask: Tensor | null = null): TextOutput {
+    const [n, l] = this.check(inputIds, attentionMask);
     return torch.scope(() => {
       const h = this.embeddings.forward(inputIds);
       let mask = torch.full([l, l], -Infinity, { device: h.device }).triu(1); // causal, [L, L]
