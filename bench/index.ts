@@ -13,6 +13,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   loader: async () => (await import('./loader.js')).main,
   search: async () => (await import('./search.js')).main,
   clip: async () => (await import('./clip.js')).main,
+  'label-efficiency': async () => (await import('./label_efficiency.js')).main,
 };
 
 const [name, ...rest] = process.argv.slice(2);

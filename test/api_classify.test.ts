@@ -94,7 +94,7 @@ test('linear probe with 25% of the labels beats chance and writes a classifier c
   console.log(`# linear probe top-1 ${m.top1}`);
   assert.equal(m.labels, 40);
   assert.equal(m.split, 'val');
-  assert.equal(m.sweep.length, 8);
+  assert.equal(m.sweep.length, 9);
   assert.ok(m.top1 > 0.5, `probe top-1 ${m.top1} (chance is 0.25)`);
   assert.equal(clf.task, 'classifier');
   const ck = loadCheckpoint(out);

@@ -211,7 +211,8 @@ test('stream: an async iterator in batches, same results, no tensor leak', async
   }
   assert.equal(i, 96);
   for (let k = 0; k < 3; k++) await classifier.predict(filesDir, { embed: true, batch: 2 });
-  assert.equal(torch.memory().count, before, 'live tensors after predicting');
+  // (the GC safety net may free earlier garbage meanwhile, so the count can only be lower)
+  assert.ok(torch.memory().count <= before, `live tensors after predicting: ${torch.memory().count}, before: ${before}`);
 });
 
 test('errors: missing file, unreadable image, failing URLs, mismatched weights, embedder asked for probs, bad options', async () => {

@@ -43,7 +43,7 @@ export interface ProbeOptions {
 }
 
 export const PROBE_DEFAULTS = {
-  labelFraction: 1, seed: 0, lrs: [1e-3, 1e-2], weightDecays: [0, 1e-4, 1e-3, 1e-2], epochs: 100, minSteps: 200, maxSteps: 2000, batch: 512,
+  labelFraction: 1, seed: 0, lrs: [1e-3, 1e-2, 1e-1], weightDecays: [0, 1e-4, 1e-3], epochs: 100, minSteps: 200, maxSteps: 2000, batch: 512,
   valFraction: 0.2, featureBatch: 256,
 };
 

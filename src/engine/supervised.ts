@@ -88,6 +88,7 @@ export function fitClassifier(model: Classifier, ds: InMemoryDataset, indices: n
   const scheduler = new LinearWarmupCosine(optimizer, { warmupSteps: Math.round(steps * 0.05), totalSteps: steps });
   const progress = new Progress(process.stdout, { silent: opts.silent });
   const smoothing = opts.labelSmoothing;
+  const passes = Math.max(1, Math.ceil((steps * batch) / n));
 
   // the index stream: seeded permutations of the labelled images, one after another
   let perm = new Int32Array(0);
@@ -133,7 +134,7 @@ export function fitClassifier(model: Classifier, ds: InMemoryDataset, indices: n
     if ((s + 1) % logEvery === 0 || s === steps - 1) {
       const el = (performance.now() - t0) / 1000;
       const st = { step: s + 1, steps, loss: acc / accN, lr: optimizer.paramGroups.at(-1)!.lr, imgPerS: (accN * batch) / el };
-      progress.update({ epoch: 0, epochs: 1, ...st }, (el / accN) * (steps - s - 1));
+      progress.update({ epoch: Math.min(Math.floor((s * batch) / n), passes - 1), epochs: passes, ...st }, (el / accN) * (steps - s - 1));
       opts.onLog?.(st);
       acc = 0;
       accN = 0;
