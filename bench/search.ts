@@ -9,6 +9,12 @@
  *       [--sweep "nprobes:refine,..." (IVF) | "ef[:nprobes],..." (HNSW)] [--db DIR --keep]
  *
  * Prints one JSON line on stdout; `--sweep` adds one JSON line per setting on stderr.
+ *
+ * Real embeddings: `--weights W` embeds all 70,000 Fashion-MNIST images (train + test) with the
+ * dyad checkpoint W, indexes them, and prints two JSON lines: flat (exact) search, then a forced
+ * IVF-PQ index on the same table. Queries are horizontally flipped images (not in the table).
+ *
+ *   node dist/bench/search.js --weights runs/fmnist/best.safetensors [--data-root DIR] [--queries 100]
  */
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
@@ -18,6 +24,10 @@ import { pathToFileURL } from 'node:url';
 import * as arrow from 'apache-arrow';
 import { emit, machine } from './common.js';
 import { Index, annBuildParams, columnsToArrow, indexSchema, type Embedder, type AnnOptions } from '../src/index/index.js';
+import * as torch from '../src/torch/index.js';
+import { Model } from '../src/api/model.js';
+import { FashionMNIST, InMemoryDataset } from '../src/data/index.js';
+import { normalizeBatch } from '../src/engine/evaluate.js';
 
 export interface SearchBenchArgs {
   rows?: number;
@@ -264,10 +274,152 @@ export async function runSearchBench(args: SearchBenchArgs = {}): Promise<Search
   }
 }
 
+export interface RealSearchBenchArgs {
+  /** A dyad checkpoint trained on Fashion-MNIST (28×28 grey). */
+  weights: string;
+  /** Folder of the Fashion-MNIST IDX files; default FashionMNIST.DEFAULT_ROOT. */
+  dataRoot?: string;
+  queries?: number;
+  seed?: number;
+  /** Images per forward pass. Default 500. */
+  batch?: number;
+  db?: string;
+  log?: (line: string) => void;
+}
+
+export interface RealSearchBenchResult extends SearchBenchResult {
+  data: 'fashion-mnist';
+  embed_s: number;
+  weights: string;
+}
+
+/**
+ * Embeds every Fashion-MNIST image (train then test) with the model, as `Model.embed` does
+ * (uint8 → mean/std normalisation → backbone → L2 normalisation), n×dim row-major. `flip`
+ * mirrors the images left-right first (the queries).
+ */
+async function embedFashionMnist(model: Model, sets: InMemoryDataset[], pick: (set: number) => number[], batch: number, flip: boolean, log: (l: string) => void): Promise<Float32Array> {
+  const net = model.net!;
+  const { mean, std } = net.config;
+  const dim = model.dim;
+  const total = sets.reduce((s, d, k) => s + pick(k).length, 0);
+  const out = new Float32Array(total * dim);
+  let o = 0;
+  const t0 = performance.now();
+  for (const [k, ds] of sets.entries()) {
+    const idx = pick(k);
+    for (let i = 0; i < idx.length; i += batch) {
+      const rows = torch.noGrad(() =>
+        torch.scope(() => {
+          const b = ds.tensorBatch(idx.slice(i, i + batch));
+          const x = normalizeBatch(flip ? b.images.flip(3) : b.images, mean, std);
+          return torch.functional.normalize(net.features(x), { dim: 1 }).contiguous().toFloat32Array();
+        }),
+      );
+      out.set(rows, o);
+      o += rows.length;
+      if (!flip && (o / dim) % 10_000 < batch) log(`embedded ${o / dim}/${total} (${((o / dim) / ((performance.now() - t0) / 1000)).toFixed(0)} img/s)`);
+    }
+  }
+  return out;
+}
+
+/** Fashion-MNIST (70,000 images) embedded by a trained model: flat and IVF-PQ search on the same table. */
+export async function runRealSearchBench(args: RealSearchBenchArgs): Promise<RealSearchBenchResult[]> {
+  const nq = args.queries ?? 100;
+  const seed = args.seed ?? 1;
+  const batch = args.batch ?? 500;
+  const log = args.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const dbDir = args.db ?? (await fsp.mkdtemp(path.join(os.tmpdir(), 'dyad-bench-search-real-')));
+  const model = await Model.load(args.weights);
+  const sets: InMemoryDataset[] = [];
+  try {
+    const cfg = model.config!;
+    for (const train of [true, false]) {
+      const raw = await FashionMNIST.open({ ...(args.dataRoot !== undefined && { root: args.dataRoot }), train, channels: cfg.channels as 1 | 3 });
+      sets.push(await InMemoryDataset.from(raw, { imageSize: cfg.imageSize, channels: cfg.channels as 1 | 3 }));
+    }
+    const dim = model.dim;
+    const rows = sets[0]!.length + sets[1]!.length;
+    let t0 = performance.now();
+    const data = await embedFashionMnist(model, sets, (k) => [...Array(sets[k]!.length).keys()], batch, false, log);
+    const embed_s = (performance.now() - t0) / 1000;
+    log(`embedded ${rows} images (${dim}-d) in ${embed_s.toFixed(1)} s`);
+    // queries: mirrored test images (not in the table), 10 more for warm-up
+    const r = makeRng(seed);
+    const qIdx = Array.from({ length: nq + 10 }, () => Math.floor(r.uniform() * sets[1]!.length));
+    const queries = await embedFashionMnist(model, sets, (k) => (k === 1 ? qIdx : []), batch, true, log);
+
+    const embedder: Embedder = { identity: model.identity, dim, embedImages: async () => { throw new Error('the search bench writes vectors directly'); } };
+    const index = await Index.open({ db: dbDir, dataset: 'fashion-mnist', embedder, annThreshold: Infinity });
+    try {
+      t0 = performance.now();
+      const schema = indexSchema(dim);
+      let s = 0;
+      for (const [k, ds] of sets.entries()) {
+        const split = k === 0 ? 'train' : 'test';
+        const n = ds.length;
+        const ids = Array.from({ length: n }, (_, i) => `${split}-${i}`);
+        await index.table.add(
+          columnsToArrow(schema, {
+            id: ids,
+            path: ids.map((id) => `fashion-mnist/${id}`),
+            label: Array.from(ds.labels, (l) => FashionMNIST.CLASSES[l]!),
+            split: ids.map(() => split),
+            vectors: data.subarray(s * dim, (s + n) * dim),
+            size: new BigInt64Array(n).fill(784n),
+            mtime: new Float64Array(n),
+            model: ids.map(() => embedder.identity),
+          }) as arrow.Table,
+        );
+        s += n;
+      }
+      const ingest_s = (performance.now() - t0) / 1000;
+      log(`ingested ${rows} rows in ${ingest_s.toFixed(1)} s`);
+      const idOf = (row: number) => (row < sets[0]!.length ? `train-${row}` : `test-${row - sets[0]!.length}`);
+      const truth = Array.from({ length: nq }, (_, i) => new Set(exactTopK(data, dim, queries.subarray((10 + i) * dim, (11 + i) * dim), 10).map(idOf)));
+      const measure = async (opts: { exact?: boolean }) => {
+        for (let i = 0; i < 10; i++) await index.search(queries.subarray(i * dim, (i + 1) * dim), { limit: 10, ...opts });
+        const times: number[] = [];
+        let hit = 0;
+        for (let i = 0; i < nq; i++) {
+          const q = queries.subarray((10 + i) * dim, (11 + i) * dim);
+          const t = performance.now();
+          const res = await index.search(q, { limit: 10, ...opts });
+          times.push(performance.now() - t);
+          hit += res.filter((h) => truth[i]!.has(h.id)).length;
+        }
+        return { p50_ms: +quantile(times, 0.5).toFixed(3), p95_ms: +quantile(times, 0.95).toFixed(3), recall_at_10: +(hit / (10 * nq)).toFixed(4) };
+      };
+      const common = { bench: 'search' as const, data: 'fashion-mnist' as const, rows, dim, embed_s: +embed_s.toFixed(2), ingest_s: +ingest_s.toFixed(2), queries: nq, weights: args.weights };
+      const flat = { ...common, index: 'flat', params: {}, build_s: 0, ...(await measure({ exact: true })) };
+      log(JSON.stringify(flat));
+      t0 = performance.now();
+      await index.optimize({ force: true });
+      const build_s = (performance.now() - t0) / 1000;
+      log(`built ivf_pq in ${build_s.toFixed(1)} s: ${JSON.stringify(await index.annInfo())}`);
+      const params = { nprobes: index.ann.nprobes, refineFactor: index.ann.refineFactor, ...annBuildParams(rows, dim, index.ann) };
+      const ivf = { ...common, index: 'ivf_pq', params, build_s: +build_s.toFixed(2), ...(await measure({})) };
+      return [flat, ivf];
+    } finally {
+      index.close();
+      if (!args.db) await fsp.rm(dbDir, { recursive: true, force: true });
+    }
+  } finally {
+    for (const d of sets) d.dispose();
+    model.dispose();
+  }
+}
+
 /** `npm run bench -- search [--rows N --dim D ...]` and `node dist/bench/search.js [...]`: one JSON line. */
 export async function main(args: Record<string, unknown>): Promise<void> {
   const n = (k: string) => (args[k] === undefined || args[k] === true ? undefined : Number(args[k]));
   const str = (k: string) => (typeof args[k] === 'string' ? (args[k] as string) : undefined);
+  if (str('weights')) {
+    const results = await runRealSearchBench({ weights: str('weights')!, dataRoot: str('data-root'), queries: n('queries'), seed: n('seed'), batch: n('batch'), db: str('db') });
+    for (const r of results) emit({ ...r, ...machine() });
+    return;
+  }
   const index = str('index') as SearchBenchArgs['index'] | undefined;
   if (index && !['ivf_pq', 'hnsw_sq', 'flat'].includes(index)) throw new Error(`--index must be ivf_pq, hnsw_sq or flat, got ${index}`);
   const { sweep: _sweep, ...result } = await runSearchBench({
@@ -297,6 +449,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.ar
     options: {
       rows: str, dim: str, index: str, queries: str, clusters: str, spread: str, seed: str, nprobes: str, refine: str,
       ef: str, partitions: str, 'sub-vectors': str, sweep: str, db: str, keep: { type: 'boolean' },
+      weights: str, 'data-root': str, batch: str,
     },
   });
   main(values).catch((err) => {
