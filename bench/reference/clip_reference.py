@@ -5,20 +5,24 @@
 # Reads the SAME weights dyad uses: a safetensors file with HF names (parsed here with numpy,
 # since python3-safetensors is not in Debian 12).
 #
-# Usage: /usr/bin/python3 clip_reference.py WEIGHTS.safetensors CONFIG.json [image_batch=32] [text_batch=256] [iters=3] [threads=2]
+# Usage: /usr/bin/python3 clip_reference.py WEIGHTS.safetensors CONFIG.json [image_batch=32] [text_batch=256] [iters=3] [threads=2] [--serve]
 # Prints one JSON line: images_per_s, texts_per_s (no_grad, eval). Compare only with a dyad
-# run in the same session: the machine is shared and noisy.
+# run in the same session: the machine is shared and noisy. With --serve it prints "ready", then
+# answers each stdin line "image" or "text" with the seconds of one forward pass, so that
+# bench/clip.ts can interleave dyad's and PyTorch's passes (both see the same background load).
 import json, struct, sys, time
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-weights, config = sys.argv[1], sys.argv[2]
-image_batch = int(sys.argv[3]) if len(sys.argv) > 3 else 32
-text_batch = int(sys.argv[4]) if len(sys.argv) > 4 else 256
-iters = int(sys.argv[5]) if len(sys.argv) > 5 else 3
-threads = int(sys.argv[6]) if len(sys.argv) > 6 else 2
+serve = '--serve' in sys.argv
+argv = [a for a in sys.argv if a != '--serve']
+weights, config = argv[1], argv[2]
+image_batch = int(argv[3]) if len(argv) > 3 else 32
+text_batch = int(argv[4]) if len(argv) > 4 else 256
+iters = int(argv[5]) if len(argv) > 5 else 3
+threads = int(argv[6]) if len(argv) > 6 else 2
 torch.set_num_threads(threads)
 cfg = json.load(open(config))
 tc, vc = cfg['text_config'], cfg['vision_config']
@@ -175,6 +179,19 @@ def rate(fn, n):
             fn()
         return n * iters / (time.perf_counter() - t)
 
+
+if serve:
+    run = {'image': lambda: model.image(px), 'text': lambda: model.text(ids)}
+    print('ready', flush=True)
+    for line in sys.stdin:
+        cmd = line.strip()
+        if cmd not in run:
+            break
+        with torch.no_grad():
+            t = time.perf_counter()
+            run[cmd]()
+            print(time.perf_counter() - t, flush=True)
+    sys.exit(0)
 
 print(json.dumps({'torch': torch.__version__, 'threads': threads, 'images_per_s': rate(lambda: model.image(px), image_batch),
                   'texts_per_s': rate(lambda: model.text(ids), text_batch)}))
