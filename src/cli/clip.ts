@@ -10,8 +10,8 @@ import { CLIPModel } from '../models/clip/model.js';
 import { IMAGENET_TEMPLATES, DEFAULT_TEMPLATES } from '../models/clip/zero_shot.js';
 import { trainClip, type ClipTrainConfig } from '../engine/clip_trainer.js';
 import { CLIPEmbedder } from '../models/clip/embedder.js';
-import { intArg } from './index.js';
-import { registerEmbedderLoader } from './search.js';
+import { intArg } from './args.js';
+import { registerEmbedderLoader } from './embedders.js';
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 

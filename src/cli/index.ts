@@ -2,7 +2,7 @@
  * The `dyad` command line (commander). Every command has `--help`; bad input ends with one
  * line `dyad: error: ...` naming the argument and the fix, and exit code 1 (2 for usage errors).
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { registerTrainCommands } from './train.js';
 import { registerPredictCommands } from './predict.js';
 import { registerClipCommands } from './clip.js';
@@ -20,21 +20,7 @@ export function program(): Command {
   return p;
 }
 
-/** Parses an integer option, with a message naming the flag. */
-export function intArg(name: string, min = 0): (v: string) => number {
-  return (v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}, got '${v}'`);
-    return n;
-  };
-}
-export function floatArg(name: string): (v: string) => number {
-  return (v: string) => {
-    const n = Number(v);
-    if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got '${v}'`);
-    return n;
-  };
-}
+export { intArg, floatArg } from './args.js';
 export { Option };
 
 /** Runs the CLI; errors print one line and set the exit code instead of a stack trace. */

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { Model } from '../api/model.js';
 import type { ValMetrics } from '../api/validator.js';
-import { intArg, floatArg } from './index.js';
+import { intArg, floatArg } from './args.js';
 
 const fractionArg = (v: string): number => {
   const x = floatArg('--label-fraction')(v);

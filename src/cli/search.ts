@@ -22,38 +22,12 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { Embedder } from '../index/embedder.js';
 import type { FileEntry, Index as IndexT, IndexInfo, SearchHit, UpdateProgress } from '../index/index.js';
-import { intArg, floatArg } from './index.js';
+import { intArg, floatArg } from './args.js';
 
 export const DEFAULT_DB = '.dyad/db';
 
-/** A loaded model as the index uses it; `dispose` frees its tensors. */
-export type LoadedEmbedder = Embedder & { dispose?(): void };
-
-/**
- * Turns a weights file into an embedder, or returns null to let the next loader try. Loaders
- * registered later are tried first; dyad's `Model.load` is the fallback. This is where a model
- * family with its own checkpoint format (CLIP, with `embedText`) plugs into `dyad index/search`.
- */
-export type EmbedderLoader = (weights: string, options: { batch?: number; threads?: number }) => Promise<LoadedEmbedder | null>;
-
-const loaders: EmbedderLoader[] = [];
-
-export function registerEmbedderLoader(loader: EmbedderLoader): void {
-  loaders.unshift(loader);
-}
-
-/** Loads `weights` with the first registered loader that takes it, else as a dyad `Model`. */
-export async function loadEmbedder(weights: string, options: { batch?: number; threads?: number } = {}): Promise<LoadedEmbedder> {
-  for (const l of loaders) {
-    const e = await l(weights, options);
-    if (e) return e;
-  }
-  const { Model } = await import('../api/model.js');
-  return Model.load(weights, {
-    ...(options.batch !== undefined && { batch: options.batch }),
-    ...(options.threads !== undefined && { threads: options.threads }),
-  });
-}
+export { registerEmbedderLoader, loadEmbedder, type EmbedderLoader, type LoadedEmbedder } from './embedders.js';
+import { loadEmbedder, type LoadedEmbedder } from './embedders.js';
 
 const lib = () => import('../index/index.js');
 

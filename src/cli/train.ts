@@ -11,7 +11,7 @@ import { train, loadMethod } from '../engine/trainer.js';
 import { loadTrainData, DataError } from '../engine/data.js';
 import { embedIndices, knnMonitor } from '../engine/evaluate.js';
 import { existsSync, statSync } from 'node:fs';
-import { intArg, floatArg } from './index.js';
+import { intArg, floatArg } from './args.js';
 import { trainClipCommand, checkNoClipOptions } from './clip.js';
 
 export function registerTrainCommands(p: Command): void {
