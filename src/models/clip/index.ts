@@ -7,5 +7,5 @@ export {
   CLIPModel, CLIPError, fileSha256,
   type CLIPOutput, type CLIPVisionTower, type CLIPModelOptions, type FromPretrainedOptions,
 } from './model.js';
-export { zeroShot, zeroShotClassifier, loadRawImages, IMAGENET_TEMPLATES, DEFAULT_TEMPLATES, type ZeroShotOptions, type LoadedRawImage } from './zero_shot.js';
+export { zeroShot, zeroShotClassifier, loadRawImages, rawImageBatches, IMAGENET_TEMPLATES, DEFAULT_TEMPLATES, type ZeroShotOptions, type LoadedRawImage } from './zero_shot.js';
 export { CLIPEmbedder, type CLIPEmbedderOptions } from './embedder.js';

@@ -12,7 +12,7 @@
 import * as torch from '../../torch/index.js';
 import type { Tensor } from '../../torch/index.js';
 import { Probs, Results } from '../../api/results.js';
-import { expandSources, fetchImage, type FetchOptions, type Source } from '../../api/sources.js';
+import { expandSources, fetchImage, type FetchOptions, type Source, type SourceItem } from '../../api/sources.js';
 import { decodeImage } from '../../data/decode.js';
 import type { RawImage } from '../../data/types.js';
 import type { CLIPModel } from './model.js';
@@ -56,28 +56,46 @@ export interface LoadedRawImage {
   origShape: [number, number];
 }
 
+/** Decodes one source item at full resolution with `channels` channels. */
+async function decodeItem(item: SourceItem, channels: 1 | 3, o: FetchOptions): Promise<LoadedRawImage> {
+  let image: RawImage;
+  if (item.kind === 'tensor') image = item.image;
+  else if (item.kind === 'file') image = await decodeImage(item.path, { channels });
+  else {
+    const bytes = item.kind === 'url' ? await fetchImage(item.path, o) : item.bytes;
+    image = await decodeImage(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { channels, name: item.path });
+  }
+  return { path: item.path, image, origShape: [image.height, image.width] };
+}
+
 /**
- * Decodes every image of `source` (paths, folders, globs, URLs, buffers, tensors, arrays of
- * these: as `Model.predict`) at full resolution, with `channels` channels.
+ * The images of `source` (paths, folders, globs, URLs, buffers, tensors, arrays of these: as
+ * `Model.predict`), decoded at full resolution with `channels` channels, `batchSize` at a time
+ * (a large folder is never held in memory whole).
  */
+export async function* rawImageBatches(source: Source, channels: 1 | 3 = 3, batchSize = 32, o: FetchOptions = {}): AsyncGenerator<LoadedRawImage[]> {
+  let items: SourceItem[] = [];
+  for await (const item of expandSources(source)) {
+    items.push(item);
+    if (items.length === batchSize) {
+      yield await Promise.all(items.map((it) => decodeItem(it, channels, o)));
+      items = [];
+    }
+  }
+  if (items.length > 0) yield await Promise.all(items.map((it) => decodeItem(it, channels, o)));
+}
+
+/** All images of `source`, decoded (see `rawImageBatches`; this one holds them all). */
 export async function loadRawImages(source: Source, channels: 1 | 3 = 3, o: FetchOptions = {}): Promise<LoadedRawImage[]> {
   const out: LoadedRawImage[] = [];
-  for await (const item of expandSources(source)) {
-    let image: RawImage;
-    if (item.kind === 'tensor') image = item.image;
-    else if (item.kind === 'file') image = await decodeImage(item.path, { channels });
-    else {
-      const bytes = item.kind === 'url' ? await fetchImage(item.path, o) : item.bytes;
-      image = await decodeImage(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { channels, name: item.path });
-    }
-    out.push({ path: item.path, image, origShape: [image.height, image.width] });
-  }
+  for await (const b of rawImageBatches(source, channels, 32, o)) out.push(...b);
   return out;
 }
 
 /**
  * Classifies `images` into `labels` it was never trained on; one `Results` per image, with
  * `names` = labels and `probs` over them (`r.names[r.probs.top1]`, `r.probs.top5conf`).
+ * Images are decoded, preprocessed and embedded `batchSize` at a time.
  */
 export async function zeroShot(model: CLIPModel, images: Source, labels: readonly string[], o: ZeroShotOptions = {}): Promise<Results[]> {
   if (!Array.isArray(labels) || labels.length === 0 || labels.some((l) => typeof l !== 'string' || l.trim() === '')) {
@@ -88,37 +106,33 @@ export async function zeroShot(model: CLIPModel, images: Source, labels: readonl
   const tText = performance.now();
   const classes = model.classEmbeddings(names, o.templates ?? DEFAULT_TEMPLATES).keep();
   const textMs = performance.now() - tText;
+  const d = model.projectionDim;
+  const c = names.length;
+  const results: Results[] = [];
   try {
-    const loaded: LoadedRawImage[] = [];
-    const results: Results[] = [];
-    const t0 = performance.now();
-    const all = await loadRawImages(images, model.processor.config.channels, o.fetch);
-    const decodeMs = performance.now() - t0;
-    if (all.length === 0) throw new RangeError('zeroShot: the source holds no images');
-    loaded.push(...all);
-    for (let i = 0; i < loaded.length; i += bs) {
-      const chunk = loaded.slice(i, i + bs);
+    let t0 = performance.now();
+    for await (const chunk of rawImageBatches(images, model.processor.config.channels, bs, o.fetch)) {
       const tp = performance.now();
-      const pixels = model.processor.preprocess(chunk.map((c) => c.image));
-      const tInf = performance.now();
       const { probs, emb } = torch.scope(() => {
+        const pixels = model.processor.preprocess(chunk.map((it) => it.image));
         const e = model.encodeImages(pixels);
         const p = torch.noGrad(() => e.matmul(classes.t()).mul(model.logit_scale.exp()).softmax(-1));
         return { probs: p.toFloat32Array(), emb: e.toFloat32Array() };
       });
-      pixels.dispose();
       const tEnd = performance.now();
       const n = chunk.length;
-      const d = model.projectionDim;
-      const c = names.length;
+      const textShare = results.length === 0 ? textMs / n : 0;
       chunk.forEach((it, k) => {
         results.push(new Results({
           path: it.path, origShape: it.origShape, names,
           probs: new Probs(probs.slice(k * c, (k + 1) * c)), embedding: emb.slice(k * d, (k + 1) * d),
-          speed: { preprocess: (decodeMs / loaded.length) + (tInf - tp) / n, inference: (tEnd - tInf) / n + textMs / loaded.length, postprocess: 0 },
+          // preprocess: decoding and resizing; inference: both towers (the labels' text share spread over the first batch)
+          speed: { preprocess: (tp - t0) / n, inference: (tEnd - tp) / n + textShare, postprocess: 0 },
         }));
       });
+      t0 = performance.now();
     }
+    if (results.length === 0) throw new RangeError('zeroShot: the source holds no images');
     return results;
   } finally {
     classes.dispose();
