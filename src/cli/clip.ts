@@ -26,7 +26,7 @@ export function registerClipCommands(p: Command): void {
   p.command('zero-shot')
     .description('classify images into labels the model was never trained on, with a CLIP model (HF folder or dyad train --method clip checkpoint)')
     .requiredOption('--model <dir>', 'a Hugging Face CLIP folder (config.json, model.safetensors, tokenizer files) or a dyad CLIP checkpoint')
-    .requiredOption('--source <path|glob|url>', 'an image, a folder, a glob or a URL', collect)
+    .requiredOption('--source <path|glob|url>', 'an image, a folder, a glob or a URL (repeat for several)', collect)
     .requiredOption('--labels <list>', 'comma-separated labels, e.g. "cat,dog,bird"')
     .option('--template <t>', 'prompt template with {} for the label (repeat to ensemble; default "a photo of a {}.")', collect)
     .option('--ensemble', "use the CLIP paper's 80 ImageNet prompt templates")
