@@ -21,11 +21,12 @@
  * (`model.text_model...`), the optimizer, schedule and RNG; `CLIPModel.fromPretrained` and
  * `dyad zero-shot --model` read them directly.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import { writeFileAtomic } from '../torch/io.js';
+import { readRunMetrics, writeRunResults } from './run_files.js';
 import { ImageTextPairs, InMemoryDataset, Rng } from '../data/index.js';
 import { CLIPModel } from '../models/clip/model.js';
 import { parseProcessorConfig, toHFProcessorConfig, type CLIPConfig } from '../models/clip/config.js';
@@ -245,19 +246,8 @@ export function retrievalRecall(model: CLIPModel, pairs: ClipPairs, batch = 64):
 
 const CSV_COLUMNS: (keyof ClipEpochMetrics)[] = ['epoch', 'loss', 'lr', 'img_per_s', 'logit_scale', 'val_i2t_r1', 'val_t2i_r1', 'time_s'];
 
-function writeResults(dir: string, rows: ClipEpochMetrics[]): void {
-  writeFileAtomic(path.join(dir, 'metrics.jsonl'), rows.map((r) => JSON.stringify(r) + '\n').join(''));
-  const csv = [CSV_COLUMNS.join(','), ...rows.map((r) => CSV_COLUMNS.map((k) => (r[k] === undefined ? '' : String(r[k]))).join(','))].join('\n') + '\n';
-  writeFileAtomic(path.join(dir, 'results.csv'), csv);
-}
-
-function readMetrics(dir: string): ClipEpochMetrics[] {
-  const f = path.join(dir, 'metrics.jsonl');
-  if (!existsSync(f)) return [];
-  return readFileSync(f, 'utf8').split('\n').filter((l) => l.trim()).flatMap((l) => {
-    try { return [JSON.parse(l) as ClipEpochMetrics]; } catch { return []; }
-  });
-}
+const writeResults = (dir: string, rows: ClipEpochMetrics[]): void => writeRunResults(dir, rows, CSV_COLUMNS);
+const readMetrics = (dir: string): ClipEpochMetrics[] => readRunMetrics<ClipEpochMetrics>(dir);
 
 /** Trains (or fine-tunes) a CLIP on image–caption pairs; see the module comment. */
 export async function trainClip(options: Partial<ClipTrainConfig> = {}, hooks: ClipTrainHooks = {}): Promise<ClipTrainResult> {

@@ -9,11 +9,11 @@
  * libtorch RNG state, optimizer, schedule, EMA weights and queue, so a resumed run ends with the
  * same weights as an uninterrupted one.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import * as torch from '../torch/index.js';
-import type { Tensor } from '../torch/index.js';
 import { writeFileAtomic } from '../torch/io.js';
+import { readRunMetrics, writeRunResults } from './run_files.js';
 import { Rng } from '../data/index.js';
 import { createMethod, type Method } from '../methods/index.js';
 import { AdamW, LARS, SGD, paramGroupsForWeightDecay, type Optimizer } from '../optim/index.js';
@@ -94,19 +94,8 @@ function buildOptimizer(c: TrainConfig, method: Method): Optimizer<any> {
 
 const CSV_COLUMNS: (keyof EpochMetrics)[] = ['epoch', 'loss', 'lr', 'img_per_s', 'knn_top1', 'time_s'];
 
-function writeResults(dir: string, rows: EpochMetrics[]): void {
-  writeFileAtomic(path.join(dir, 'metrics.jsonl'), rows.map((r) => JSON.stringify(r) + '\n').join(''));
-  const csv = [CSV_COLUMNS.join(','), ...rows.map((r) => CSV_COLUMNS.map((k) => (r[k] === undefined ? '' : String(r[k]))).join(','))].join('\n') + '\n';
-  writeFileAtomic(path.join(dir, 'results.csv'), csv);
-}
-
-function readMetrics(dir: string): EpochMetrics[] {
-  const f = path.join(dir, 'metrics.jsonl');
-  if (!existsSync(f)) return [];
-  return readFileSync(f, 'utf8').split('\n').filter((l) => l.trim()).flatMap((l) => {
-    try { return [JSON.parse(l) as EpochMetrics]; } catch { return []; }
-  });
-}
+const writeResults = (dir: string, rows: EpochMetrics[]): void => writeRunResults(dir, rows, CSV_COLUMNS);
+const readMetrics = (dir: string): EpochMetrics[] => readRunMetrics<EpochMetrics>(dir);
 
 export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHooks = {}): Promise<TrainResult> {
   let resumeFrom: ReturnType<typeof loadCheckpoint> | null = null;
