@@ -63,7 +63,12 @@ export class SelfAttention extends nn.Module {
         : [this.q_proj.forward(queries), ...this.project(x, [this.k_proj, this.v_proj])];
       const o = F.scaledDotProductAttention(split(q!, lq), split(k!, l), split(v!, l),
         { attnMask: mask, dropoutP: this.dropoutP, training: this.training });
-      return this.out_proj.forward(o.transpose(1, 2).reshape([n, lq, this.dim]));
+      // intermediates are freed as soon as they are used (autograd keeps what it needs), which
+      // keeps the live native memory of a layer low
+      for (const t of [q!, k!, v!]) t.dispose();
+      const merged = o.transpose(1, 2).reshape([n, lq, this.dim]);
+      o.dispose();
+      return this.out_proj.forward(merged);
     });
   }
 
@@ -84,7 +89,12 @@ export class TransformerMLP extends nn.Module {
     this.fc2 = new nn.Linear(hidden, dim);
   }
   forward(x: Tensor): Tensor {
-    return this.fc2.forward(activate(this.fc1.forward(x), this.activation));
+    const h = this.fc1.forward(x);
+    const a = activate(h, this.activation);
+    h.dispose();
+    const out = this.fc2.forward(a);
+    a.dispose();
+    return out;
   }
 }
 
@@ -104,9 +114,25 @@ export class TransformerEncoderLayer extends nn.Module {
   }
   forward(x: Tensor, mask: Tensor | null = null): Tensor {
     return scope(() => {
-      const h = x.add(this.self_attn.forward(this.layer_norm1.forward(x), mask));
-      return h.add(this.mlp.forward(this.layer_norm2.forward(h)));
+      const h = x.add(this.attend(this.layer_norm1.forward(x), mask, null));
+      return h.add(this.feedForward(h));
     });
+  }
+
+  /** self_attn on normed inputs `nx` (freed after use). */
+  private attend(nx: Tensor, mask: Tensor | null, queries: Tensor | null): Tensor {
+    const a = this.self_attn.forward(nx, mask, queries);
+    nx.dispose();
+    queries?.dispose();
+    return a;
+  }
+
+  /** mlp(layer_norm2(h)), freeing the normed input after use. */
+  private feedForward(h: Tensor): Tensor {
+    const n2 = this.layer_norm2.forward(h);
+    const m = this.mlp.forward(n2);
+    n2.dispose();
+    return m;
   }
 
   /**
@@ -118,8 +144,8 @@ export class TransformerEncoderLayer extends nn.Module {
   forwardRows(x: Tensor, select: (t: Tensor) => Tensor, mask: Tensor | null = null): Tensor {
     return scope(() => {
       const nx = this.layer_norm1.forward(x);
-      const h = select(x).add(this.self_attn.forward(nx, mask, select(nx)));
-      return h.add(this.mlp.forward(this.layer_norm2.forward(h)));
+      const h = select(x).add(this.attend(nx, mask, select(nx)));
+      return h.add(this.feedForward(h));
     });
   }
 }
@@ -135,7 +161,11 @@ export class TransformerEncoder extends nn.Module {
   }
   forward(x: Tensor, mask: Tensor | null = null): Tensor {
     let h = x;
-    for (const layer of this.layers) h = (layer as TransformerEncoderLayer).forward(h, mask);
+    for (const layer of this.layers) {
+      const next = (layer as TransformerEncoderLayer).forward(h, mask);
+      if (h !== x) h.dispose();
+      h = next;
+    }
     return h;
   }
 
@@ -150,7 +180,11 @@ export class TransformerEncoder extends nn.Module {
     if (layers.length === 0) return select(x);
     return scope(() => {
       let h = x;
-      for (const layer of layers.slice(0, -1)) h = layer.forward(h, mask);
+      for (const layer of layers.slice(0, -1)) {
+        const next = layer.forward(h, mask);
+        if (h !== x) h.dispose();
+        h = next;
+      }
       return layers[layers.length - 1]!.forwardRows(h, select, lastMask);
     });
   }
