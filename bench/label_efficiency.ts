@@ -112,7 +112,8 @@ export async function main(args: Record<string, unknown>): Promise<void> {
   const c1 = at('finetune', 0.01);
   const b100 = at('probe', 1);
   emit({
-    bench: 'label-efficiency-summary', weights, pretrain_s: Number(pretrainS.toFixed(0)), budget, table,
+    bench: 'label-efficiency-summary', weights, pretrain_s: Number(pretrainS.toFixed(0)),
+    budget: { ...budget, pretrainEpochs: net ? net.config.epochs : null, pretrainSteps: net ? net.config.maxStepsPerEpoch : null }, table,
     targets: {
       finetune_minus_supervised_at_1pct: a1 !== null && c1 !== null ? Number(((c1 - a1) * 100).toFixed(2)) : null,
       finetune_beats_supervised_by_5_at_1pct: a1 !== null && c1 !== null ? c1 - a1 >= 0.05 : null,
