@@ -30,9 +30,10 @@ export class DataError extends Error {
   }
 }
 
-const FMNIST_STATS = { mean: [0.286], std: [0.353] };
-const MNIST_STATS = { mean: [0.1307], std: [0.3081] };
-const IMAGENET_STATS = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+/** Per-channel statistics of the built-in datasets and ImageNet. */
+export const FMNIST_STATS = { mean: [0.286], std: [0.353] };
+export const MNIST_STATS = { mean: [0.1307], std: [0.3081] };
+export const IMAGENET_STATS = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 
 function evenSample(n: number, max: number): number[] {
   if (n <= max) return [...Array(n).keys()];

@@ -25,6 +25,7 @@ import { Classifier } from '../models/classifier.js';
 import { resolveConfig, type TrainConfig } from './config.js';
 import { TrainingDivergedError } from './trainer.js';
 import { Progress } from './progress.js';
+import { FMNIST_STATS, IMAGENET_STATS, MNIST_STATS } from './data.js';
 import {
   buildBackbone, evaluateClassifier, labelSubset, loadLabelledData, saveClassifier, type ClassifyMetrics, type LabelledData, type ModelInputConfig,
 } from './classify.js';
@@ -171,8 +172,8 @@ export async function trainSupervised(config: Partial<TrainConfig>, o: Supervise
   torch.manualSeed(c.seed);
   const isBuiltin = ['fashion-mnist', 'fashionmnist', 'mnist'].includes(c.data.toLowerCase());
   const imageSize = c.imageSize || (isBuiltin ? 28 : 96);
-  const stats = isBuiltin ? (c.data.toLowerCase() === 'mnist' ? { mean: [0.1307], std: [0.3081] } : { mean: [0.286], std: [0.353] })
-    : c.channels === 3 ? { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] } : { mean: [0.5], std: [0.25] };
+  const stats = isBuiltin ? (c.data.toLowerCase() === 'mnist' ? MNIST_STATS : FMNIST_STATS)
+    : c.channels === 3 ? IMAGENET_STATS : { mean: [0.5], std: [0.25] };
   const rep = (v: number[]): number[] => (c.channels === 3 && v.length === 1 ? [v[0]!, v[0]!, v[0]!] : v);
   const mc: ModelInputConfig & TrainConfig = { ...c, imageSize, mean: rep(stats.mean), std: rep(stats.std) };
   const data = o.data ?? await loadLabelledData({ data: c.data, dataRoot: c.dataRoot, imageSize, channels: c.channels, seed: c.seed });
