@@ -493,3 +493,14 @@ test('CLIPEmbedder: index.searchText ranks images by text similarity', async () 
     index.close();
   }
 });
+
+test('Model.load on a CLIP folder says to use CLIPModel / CLIPEmbedder instead of failing obscurely', async () => {
+  const { Model } = await import('../src/api/model.js');
+  await assert.rejects(() => Model.load(hfDir), (e: Error) => {
+    assert.equal(e.name, 'CheckpointError');
+    assert.match(e.message, /is a CLIP model/);
+    assert.match(e.message, /CLIPModel\.fromPretrained/);
+    assert.match(e.message, /dyad zero-shot --model/);
+    return true;
+  });
+});

@@ -42,6 +42,26 @@ test('memory() reports bytes of live tensors', () => {
   assert.equal(torch.memory().bytes, before.bytes);
 });
 
+test('memory() counts a storage once however many views hold it', () => {
+  const before = torch.memory();
+  const t = torch.zeros([64, 64]);
+  const views = [t.view([4096]), t.transpose(0, 1), t.narrow(0, 0, 8)];
+  assert.equal(torch.memory().count - before.count, 4);
+  assert.equal(torch.memory().bytes - before.bytes, 64 * 64 * 4, 'views add no bytes');
+  t.dispose();
+  assert.equal(torch.memory().bytes - before.bytes, 64 * 64 * 4, 'the views still hold the storage');
+  views[0]!.dispose();
+  views[1]!.dispose();
+  assert.equal(torch.memory().bytes - before.bytes, 64 * 64 * 4);
+  views[2]!.dispose();
+  assert.equal(torch.memory().bytes, before.bytes, 'the last view gives the bytes back');
+  const c = torch.zeros([64, 64]).contiguous();
+  const copy = c.clone();
+  assert.equal(torch.memory().bytes - before.bytes, 2 * 64 * 64 * 4, 'a copy is its own storage');
+  c.dispose();
+  copy.dispose();
+});
+
 test('3000 training steps keep the live tensor count flat', () => {
   torch.manualSeed(1);
   // a 2-layer MLP on a toy regression, written with functional ops and a manual SGD step

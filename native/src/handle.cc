@@ -2,6 +2,8 @@
 #include "handle.h"
 
 #include <cmath>
+#include <mutex>
+#include <unordered_map>
 
 namespace dyad {
 
@@ -10,18 +12,54 @@ std::atomic<int64_t> Stats::bytes{0};
 
 static const napi_type_tag kTensorTag = {0x6479616474656e73ULL, 0x6f72686e646c3031ULL};
 
-static int64_t nbytesOf(const at::Tensor& t) {
-  return t.defined() ? static_cast<int64_t>(t.numel() * t.element_size()) : 0;
+// Storages held by live handles, per environment (each isolate gets its own V8 report):
+// how many handles hold each one and the bytes reported for it. Touched only from wrap and
+// freeHolder, which run on their environment's JS thread; the mutex covers worker threads.
+namespace {
+struct StorageKey {
+  napi_env env;
+  const void* storage;
+  bool operator==(const StorageKey& o) const { return env == o.env && storage == o.storage; }
+};
+struct StorageKeyHash {
+  size_t operator()(const StorageKey& k) const {
+    return std::hash<const void*>()(k.storage) ^ (std::hash<const void*>()(k.env) << 1);
+  }
+};
+struct StorageUse {
+  int64_t handles;
+  int64_t bytes;
+};
+std::mutex storagesMutex;
+std::unordered_map<StorageKey, StorageUse, StorageKeyHash> storages;
+
+void reportBytes(napi_env env, int64_t delta) {
+  if (delta == 0) return;
+  Stats::bytes += delta;
+  int64_t adjusted;
+  napi_adjust_external_memory(env, delta, &adjusted);
 }
+}  // namespace
 
 Napi::Value wrap(Napi::Env env, at::Tensor t) {
   if (!t.defined()) return env.Null();
-  auto* h = new Holder{std::move(t), 0};
-  h->bytes = nbytesOf(h->t);
+  auto* h = new Holder{std::move(t)};
+  // A tensor without a storage (opaque layouts) is keyed by its holder and counted alone.
+  const bool shared = h->t.has_storage();
+  h->storage = shared ? static_cast<const void*>(h->t.storage().unsafeGetStorageImpl()) : h;
+  h->live = true;
+  int64_t newBytes = 0;
+  {
+    std::lock_guard<std::mutex> lock(storagesMutex);
+    auto& use = storages[StorageKey{env, h->storage}];
+    if (use.handles++ == 0) {
+      use.bytes = shared ? static_cast<int64_t>(h->t.storage().nbytes())
+                         : static_cast<int64_t>(h->t.numel() * h->t.element_size());
+      newBytes = use.bytes;
+    }
+  }
   Stats::count++;
-  Stats::bytes += h->bytes;
-  int64_t adjusted;
-  napi_adjust_external_memory(env, h->bytes, &adjusted);
+  reportBytes(env, newBytes);
   auto ext = Napi::External<Holder>::New(env, h, [](Napi::Env env, Holder* h) {
     freeHolder(env, h);
     delete h;
@@ -31,15 +69,22 @@ Napi::Value wrap(Napi::Env env, at::Tensor t) {
 }
 
 void freeHolder(Napi::Env env, Holder* h) {
-  if (!h->t.defined() && h->bytes < 0) return;  // already freed
-  h->t = at::Tensor();
-  if (h->bytes >= 0) {
-    Stats::count--;
-    Stats::bytes -= h->bytes;
-    int64_t adjusted;
-    napi_adjust_external_memory(env, -h->bytes, &adjusted);
-    h->bytes = -1;
+  if (!h->live) return;  // already freed
+  h->live = false;
+  int64_t released = 0;
+  {
+    std::lock_guard<std::mutex> lock(storagesMutex);
+    auto it = storages.find(StorageKey{env, h->storage});
+    if (it != storages.end() && --it->second.handles == 0) {
+      released = it->second.bytes;
+      storages.erase(it);
+    }
   }
+  // The storage key stays valid above: this handle's tensor keeps the storage alive until here.
+  h->t = at::Tensor();
+  h->storage = nullptr;
+  Stats::count--;
+  reportBytes(env, -released);
 }
 
 Holder* unwrapHolder(Napi::Env env, const Napi::Value& v, const char* what) {

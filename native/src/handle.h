@@ -2,7 +2,10 @@
 //
 // Every JS tensor owns one heap `at::Tensor` held by a `Holder` inside a type-tagged
 // napi External. The holder is freed by an explicit `free` (dispose) or by the External's
-// finalizer when the JS object is collected. Native bytes are reported to V8.
+// finalizer when the JS object is collected. Native bytes are reported to V8 once per
+// storage, not per handle: a view shares its base's storage and adds nothing, so code that
+// makes many views of large activations does not look to V8 like many large allocations
+// (which made it run full garbage collections back to back).
 #pragma once
 #include <napi.h>
 #include <ATen/ATen.h>
@@ -14,10 +17,13 @@ namespace dyad {
 
 struct Holder {
   at::Tensor t;
-  int64_t bytes = 0;
+  /// Key of the storage this handle counts towards (see wrap); null once freed.
+  const void* storage = nullptr;
+  bool live = false;
 };
 
-/// Process-wide live-handle accounting (shared by worker threads).
+/// Process-wide live-handle accounting (shared by worker threads): handle count, and the
+/// bytes of the distinct storages those handles hold.
 struct Stats {
   static std::atomic<int64_t> count;
   static std::atomic<int64_t> bytes;

@@ -9,6 +9,7 @@ import type { Tensor } from '../torch/index.js';
 import type * as nn from '../nn/index.js';
 import type { Method } from '../methods/index.js';
 import { Classifier, type ClassifierBackbone } from '../models/classifier.js';
+import { CLIPModel } from '../models/clip/model.js';
 import { loadMethod } from '../engine/trainer.js';
 import { CheckpointError, disposeCheckpoint, loadCheckpoint, saveCheckpoint, type CheckpointMeta } from '../engine/checkpoint.js';
 import { buildBackbone, saveClassifier, type ClassifierProvenance, type ModelInputConfig } from '../engine/classify.js';
@@ -108,6 +109,13 @@ function classifierConfig(raw: Record<string, unknown>, file: string): NetConfig
  * @throws CheckpointError for a missing/damaged file or weights that do not fit the config.
  */
 export function loadNet(file: string): Net {
+  if (CLIPModel.isCLIPPath(file)) {
+    throw new CheckpointError(
+      `${file} is a CLIP model (image and text towers), which Model does not load: use CLIPModel.fromPretrained('${file}') ` +
+        `for zeroShot / getImageFeatures / getTextFeatures, CLIPEmbedder.fromPretrained('${file}') to build a text-searchable index, ` +
+        `or the CLI's 'dyad zero-shot --model ${file}' and 'dyad index --weights ${file}' (then 'dyad search --text ...')`,
+    );
+  }
   const ck = loadCheckpoint(file);
   const task = ck.meta.task;
   if (task === 'embedder') {
