@@ -29,7 +29,7 @@ export async function main(args: Record<string, unknown>): Promise<void> {
     const out = `${String(args.out ?? 'runs/bench')}-${method}`;
     const r = await train({
       method, data: 'fashion-mnist', epochs, batch, width, threads, backbone: 'resnet18', knnEvery: num(args['knn-every'], 1), knnBankSize: 60000,
-      temperature: method === 'moco' ? 0.2 : 0.5, out, channelsLast: args['channels-last'] !== 'false', ...extra,
+      temperature: method === 'moco' ? 0.2 : 0.5, out, channelsLast: args['channels-last'] !== 'false', concatViews: args['concat-views'] !== 'false', ...extra,
     }, { silent: !args.verbose, onEpoch: (m) => emit({ bench: 'knn', method, ...m, views_per_s: Number((2 * m.img_per_s).toFixed(1)) }) });
     results[method] = { knn_top1: r.metrics.map((m) => m.knn_top1 ?? null), views_per_s: r.metrics.map((m) => Number((2 * m.img_per_s).toFixed(1))), out };
   }

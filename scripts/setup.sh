@@ -2,13 +2,14 @@
 # Installs what dyad needs on a fresh Debian 12 machine, skipping what is already there:
 #   apt: libtorch-dev (libtorch 1.13), libopenblas0-openmp (fast BLAS; without it libtorch
 #        falls back to reference BLAS, ~18x slower matmuls), dataset-fashion-mnist (demo data),
-#        python3-torch (native_functions.yaml and the PyTorch reference benchmarks);
+#        python3-torch, python3-pil, python3-torchvision (the tests that check dyad against
+#        PyTorch / PIL on the same inputs, and the PyTorch references of the benchmarks);
 #   npm: `npm ci` when node_modules is missing or older than package-lock.json.
 # The addon build itself is `npm run build:native` (skipped when up to date).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libtorch-dev libopenblas0-openmp dataset-fashion-mnist)
+APT_PACKAGES=(libtorch-dev libopenblas0-openmp dataset-fashion-mnist python3-torch python3-pil python3-torchvision)
 [ -n "${DYAD_SETUP_EXTRA:-}" ] && APT_PACKAGES+=(${DYAD_SETUP_EXTRA})
 
 missing=()

@@ -39,6 +39,7 @@ export function registerTrainCommands(p: Command): void {
     .option('--threads <n>', 'libtorch threads (default: all cores)', intArg('--threads', 1))
     .option('--knn-every <n>', 'run the kNN monitor every N epochs (0: never)', intArg('--knn-every', 0))
     .option('--max-steps-per-epoch <n>', 'cap steps per epoch (quick runs)', intArg('--max-steps-per-epoch', 0))
+    .option('--no-concat-views', 'SimCLR: encode each view in its own batch (batch-norm statistics per view) instead of both in one')
     .option('--no-channels-last', "use PyTorch's default contiguous memory format instead of channels-last")
     .option('--out <dir>', 'run folder', 'runs/train')
     .option('--resume', 'continue the run in --out from last.safetensors')
@@ -51,7 +52,7 @@ export function registerTrainCommands(p: Command): void {
         imageSize: o.imageSize, channels: o.channels ? (Number(o.channels) as 1 | 3) : undefined, optimizer: o.optimizer, lr: o.lr,
         weightDecay: o.weightDecay, warmupEpochs: o.warmupEpochs, temperature, memoryBankSize: o.memoryBankSize, minScale: o.minScale,
         cjStrength: o.cjStrength, blur: o.blur, seed: o.seed, threads: o.threads, knnEvery: o.knnEvery, maxStepsPerEpoch: o.maxStepsPerEpoch,
-        channelsLast: o.channelsLast, out: o.out,
+        channelsLast: o.channelsLast, concatViews: o.concatViews, out: o.out,
       }, { resume: Boolean(o.resume) });
       const last = r.metrics.at(-1);
       console.log(`done: ${r.config.out}  loss ${last?.loss.toFixed(4)}` + (last?.knn_top1 !== undefined ? `  knn_top1 ${(last.knn_top1 * 100).toFixed(2)}%` : '') +

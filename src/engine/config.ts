@@ -33,6 +33,12 @@ export interface TrainConfig {
   /** MoCo: queue size and base EMA momentum. */
   memoryBankSize: number;
   emaMomentum: number;
+  /**
+   * SimCLR: encode both views in one batch of 2N (batch-norm statistics over both, as the paper's
+   * TF code) or each view in its own batch of N (as lightly's examples and the PyTorch reference
+   * of the benchmark do).
+   */
+  concatViews: boolean;
   /** Augmentation: smallest crop scale, colour-jitter strength, blur probability. */
   minScale: number;
   cjStrength: number;
@@ -59,7 +65,7 @@ export function defaultConfig(): TrainConfig {
   return {
     method: 'simclr', data: 'fashion-mnist', epochs: 10, batch: 256, backbone: 'resnet18', width: 16, imageSize: 0, stem: 'auto', channels: 1,
     optimizer: 'sgd', lr: 0.12, momentum: 0.9, weightDecay: 5e-4, warmupEpochs: 0, temperature: 0.5,
-    memoryBankSize: 4096, emaMomentum: 0.99, minScale: 0.2, cjStrength: 0.5, blur: 0, seed: 0, out: 'runs/train',
+    memoryBankSize: 4096, emaMomentum: 0.99, concatViews: true, minScale: 0.2, cjStrength: 0.5, blur: 0, seed: 0, out: 'runs/train',
     knnEvery: 1, knnK: 200, knnTemperature: 0.1, knnBankSize: 10000, threads: 0, maxStepsPerEpoch: 0, channelsLast: true, cache: true,
   };
 }

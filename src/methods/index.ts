@@ -15,13 +15,15 @@ export interface MethodSpec {
   temperature?: number;
   memoryBankSize?: number;
   emaMomentum?: number;
+  /** SimCLR: one forward over both views (see `SimCLROptions.concatViews`). */
+  concatViews?: boolean;
 }
 
 /** Builds a method by name (the lookup table the trainer and checkpoints use). */
 export function createMethod(spec: MethodSpec): Method {
   switch (spec.method) {
     case 'simclr':
-      return new SimCLR(createBackbone(spec.backbone), { temperature: spec.temperature });
+      return new SimCLR(createBackbone(spec.backbone), { temperature: spec.temperature, concatViews: spec.concatViews });
     case 'moco':
       return new MoCoV2(() => createBackbone(spec.backbone), { temperature: spec.temperature, memoryBankSize: spec.memoryBankSize, momentum: spec.emaMomentum });
     default:
