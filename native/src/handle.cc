@@ -1,6 +1,7 @@
 // Handles, argument conversion and errors for the op table (see handle.h).
 #include "handle.h"
 
+#include <algorithm>
 #include <cmath>
 #include <mutex>
 #include <unordered_map>
@@ -33,11 +34,39 @@ struct StorageUse {
 std::mutex storagesMutex;
 std::unordered_map<StorageKey, StorageUse, StorageKeyHash> storages;
 
+// What V8 has been told, per environment. V8 answers every rise of external memory beyond its
+// limit (~64 MB over the level at the last GC) with a garbage collection, although most
+// tensors here are freed deterministically (scopes, dispose) a moment later: one transformer
+// forward at batch 256 allocates several 40-160 MB activations and frees them again, and reporting
+// each of them made V8 collect every few hundred milliseconds. So V8 sees a smoothed level: the
+// live bytes are reported only when they move more than a band (a quarter of the reported level,
+// at least 64 MB) away from the last reported value. Memory held by handles that nobody
+// disposes still grows past the band and still makes V8 collect them.
+struct Reported {
+  int64_t live = 0;
+  int64_t told = 0;
+};
+std::unordered_map<napi_env, Reported> reported;
+constexpr int64_t kMinBand = int64_t(64) << 20;
+
 void reportBytes(napi_env env, int64_t delta) {
   if (delta == 0) return;
   Stats::bytes += delta;
-  int64_t adjusted;
-  napi_adjust_external_memory(env, delta, &adjusted);
+  int64_t change = 0;
+  {
+    std::lock_guard<std::mutex> lock(storagesMutex);
+    Reported& r = reported[env];
+    r.live += delta;
+    const int64_t band = std::max(kMinBand, r.told / 4);
+    if (r.live > r.told + band || r.live < r.told - band || (r.live == 0 && r.told != 0)) {
+      change = r.live - r.told;
+      r.told = r.live;
+    }
+  }
+  if (change != 0) {
+    int64_t adjusted;
+    napi_adjust_external_memory(env, change, &adjusted);
+  }
 }
 }  // namespace
 

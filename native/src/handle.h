@@ -5,7 +5,8 @@
 // finalizer when the JS object is collected. Native bytes are reported to V8 once per
 // storage, not per handle: a view shares its base's storage and adds nothing, so code that
 // makes many views of large activations does not look to V8 like many large allocations
-// (which made it run full garbage collections back to back).
+// (which made it run full garbage collections back to back). The total is reported with
+// hysteresis (handle.cc, `reportBytes`), so short-lived activations do not trigger collections.
 #pragma once
 #include <napi.h>
 #include <ATen/ATen.h>
