@@ -23,14 +23,14 @@ import * as torch from '../src/torch/index.js';
 import { CLIPModel } from '../src/models/clip/model.js';
 import { toHFConfig } from '../src/models/clip/config.js';
 import { saveFile } from '../src/torch/safetensors.js';
-import { emit, machine, num, torchPython } from './common.js';
+import { emit, machine, num, referenceEnv, torchPython } from './common.js';
 
 /** The PyTorch reference as a server: `pass('image')` resolves to the seconds of one forward pass. */
 async function startReference(args: (string | number)[]): Promise<{ pass(what: 'image' | 'text'): Promise<number>; close(): void } | null> {
   const py = torchPython();
   const file = path.resolve('bench', 'reference', 'clip_reference.py');
   if (py === null || !existsSync(file)) return null;
-  const child = spawn(py, [file, ...args.map(String), '--serve'], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env } });
+  const child = spawn(py, [file, ...args.map(String), '--serve'], { stdio: ['pipe', 'pipe', 'inherit'], env: referenceEnv() });
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
   const next = async (): Promise<string> => {
     const r = await lines.next();

@@ -3,11 +3,13 @@ import os from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { envSetByDyad } from '../src/torch/native.js';
 
 export const num = (v: unknown, d: number): number => (v === undefined || v === true ? d : Number(v));
 
 export function machine(): Record<string, unknown> {
-  return { date: new Date().toISOString(), cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '?', load1: Number(os.loadavg()[0]!.toFixed(2)) };
+  return { date: new Date().toISOString(), cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '?', load1: Number(os.loadavg()[0]!.toFixed(2)),
+    dyad_omp: { OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? null, GOMP_SPINCOUNT: process.env.GOMP_SPINCOUNT ?? null } };
 }
 
 /** The Python that has torch (Debian's /usr/bin/python3), or null. */
@@ -19,13 +21,23 @@ export function torchPython(): string | null {
   return null;
 }
 
+/**
+ * The environment for a PyTorch reference: this process's, less what dyad set for its own libgomp
+ * (passive OpenMP waiting), so that PyTorch runs with its own defaults.
+ */
+export function referenceEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const k of envSetByDyad) delete env[k];
+  return env;
+}
+
 /** Runs one of ../shared/bench/*.py (or a copy under bench/reference/) and returns its stdout. */
 export function runReference(script: string, args: (string | number)[]): string | null {
   const py = torchPython();
   const candidates = [path.resolve('..', 'shared', 'bench', script), path.resolve('bench', 'reference', script)];
   const file = candidates.find((f) => existsSync(f));
   if (py === null || file === undefined) return null;
-  const r = spawnSync(py, [file, ...args.map(String)], { encoding: 'utf8', env: { ...process.env } });
+  const r = spawnSync(py, [file, ...args.map(String)], { encoding: 'utf8', env: referenceEnv() });
   if (r.status !== 0) throw new Error(`${script} failed: ${r.stderr}`);
   return r.stdout.trim();
 }

@@ -34,12 +34,22 @@ export function packageRoot(): string {
  * OpenMP's default makes idle worker threads spin. When another process holds a core (a shared
  * CI machine, a data-loading worker), every parallel op then waits for a descheduled spinner:
  * measured here, a training step ran 3–5× slower than with passive waiting, and small ops
- * 10–60× slower. dyad therefore asks for passive waiting unless the user chose a policy. It
- * must be set before libtorch (and its libgomp) loads.
+ * 10–60× slower. dyad therefore asks for passive waiting unless the user chose a policy
+ * (OMP_WAIT_POLICY, or a spin count in GOMP_SPINCOUNT). It must be set before libtorch (and its
+ * libgomp) loads.
  */
 function preferPassiveOpenMP(): void {
-  if (process.env.OMP_WAIT_POLICY === undefined) process.env.OMP_WAIT_POLICY = 'passive';
+  if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) {
+    process.env.OMP_WAIT_POLICY = 'passive';
+    envSetByDyad.push('OMP_WAIT_POLICY');
+  }
 }
+
+/**
+ * Environment variables dyad set for libgomp itself (not the user's): the benchmarks start
+ * PyTorch's reference without them, so that it runs as PyTorch runs by default.
+ */
+export const envSetByDyad: string[] = [];
 
 function load(): Native {
   preferPassiveOpenMP();
