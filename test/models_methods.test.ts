@@ -98,3 +98,28 @@ test('MoCo v2: momentum encoder starts equal and frozen, moves towards the query
   const s = new SimCLR(new ResNet({ depth: 18, stem: 'cifar', width: 4, inChannels: 1 }), { hiddenDim: 16 });
   assert.deepEqual(s.trainingStep([x, x], { step: 0, totalSteps: 1, epoch: 0 }).shape, []);
 });
+
+test('SimCLR concatViews: one batch of 2N (BN over both views) or one per view, selectable from the spec', async () => {
+  const { createMethod } = await import('../src/methods/index.js');
+  const spec = { method: 'simclr' as const, backbone: { name: 'resnet18' as const, inChannels: 1, imageSize: 16, width: 4, stem: 'cifar' as const } };
+  torch.manualSeed(3);
+  const joint = createMethod(spec) as SimCLR;
+  const perView = createMethod({ ...spec, concatViews: false }) as SimCLR;
+  assert.equal(joint.concatViews, true);
+  assert.equal(perView.concatViews, false);
+  torch.scope(() => perView.loadStateDict(joint.stateDict()));
+  joint.train();
+  perView.train();
+  torch.scope(() => {
+    const x0 = torch.randn([6, 1, 16, 16]);
+    const x1 = torch.randn([6, 1, 16, 16]).add(1); // a shifted view: per-view BN statistics differ
+    const ctx = { step: 0, epoch: 0, totalSteps: 1 } as never;
+    const lj = joint.trainingStep([x0, x1], ctx).item();
+    const lp = perView.trainingStep([x0, x1], ctx).item();
+    const byHand = perView.criterion.forward(perView.project(x0), perView.project(x1)).item();
+    assert.ok(Math.abs(lp - byHand) < 1e-5, `per view ${lp} = loss of separately projected views ${byHand}`);
+    assert.ok(Math.abs(lj - lp) > 1e-4, `batch-norm over 2N (${lj}) differs from per-view batch norm (${lp})`);
+  });
+  joint.dispose();
+  perView.dispose();
+});
