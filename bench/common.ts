@@ -23,7 +23,7 @@ export function torchPython(): string | null {
 
 /**
  * The environment for a PyTorch reference: this process's, less what dyad set for its own libgomp
- * (passive OpenMP waiting), so that PyTorch runs with its own defaults.
+ * (its OpenMP spin count), so that PyTorch runs with its own defaults.
  */
 export function referenceEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
