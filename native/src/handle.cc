@@ -13,9 +13,18 @@ std::atomic<int64_t> Stats::bytes{0};
 
 static const napi_type_tag kTensorTag = {0x6479616474656e73ULL, 0x6f72686e646c3031ULL};
 
-// Storages held by live handles, per environment (each isolate gets its own V8 report):
-// how many handles hold each one and the bytes reported for it. Touched only from wrap and
-// freeHolder, which run on their environment's JS thread; the mutex covers worker threads.
+// Storages held by live handles, per environment (each isolate gets its own V8 report): how
+// many handles hold each one and its bytes, and what V8 has been told. Touched only from wrap
+// and freeHolder, which run on their environment's JS thread; the mutex covers worker threads.
+//
+// V8 answers every rise of external memory beyond its limit (~64 MB over the level at the last
+// GC) with a garbage collection, although most tensors here are freed deterministically (scopes,
+// dispose) a moment later: one transformer forward at batch 256 allocates several 40-160 MB
+// activations and frees them again, and reporting each of them made V8 collect every few hundred
+// milliseconds. So V8 sees a smoothed level: the live bytes are reported only when they move more
+// than a band (a quarter of the reported level, at least 64 MB) away from the last reported
+// value. Memory held by handles that nobody disposes still grows past the band and still makes
+// V8 collect them.
 namespace {
 struct StorageKey {
   napi_env env;
@@ -31,38 +40,42 @@ struct StorageUse {
   int64_t handles;
   int64_t bytes;
 };
-std::mutex storagesMutex;
-std::unordered_map<StorageKey, StorageUse, StorageKeyHash> storages;
-
-// What V8 has been told, per environment. V8 answers every rise of external memory beyond its
-// limit (~64 MB over the level at the last GC) with a garbage collection, although most
-// tensors here are freed deterministically (scopes, dispose) a moment later: one transformer
-// forward at batch 256 allocates several 40-160 MB activations and frees them again, and reporting
-// each of them made V8 collect every few hundred milliseconds. So V8 sees a smoothed level: the
-// live bytes are reported only when they move more than a band (a quarter of the reported level,
-// at least 64 MB) away from the last reported value. Memory held by handles that nobody
-// disposes still grows past the band and still makes V8 collect them.
 struct Reported {
   int64_t live = 0;
   int64_t told = 0;
 };
-std::unordered_map<napi_env, Reported> reported;
 constexpr int64_t kMinBand = int64_t(64) << 20;
 
-void reportBytes(napi_env env, int64_t delta) {
-  if (delta == 0) return;
-  Stats::bytes += delta;
+std::mutex accountingMutex;
+std::unordered_map<StorageKey, StorageUse, StorageKeyHash> storages;
+std::unordered_map<napi_env, Reported> reported;
+
+/// One handle more (+1, with the storage's bytes) or less (-1) on `storage`; updates the live
+/// bytes when the storage gains its first or loses its last handle, and tells V8 past the band.
+void account(napi_env env, const void* storage, int handles, int64_t bytes) {
+  int64_t delta = 0;
   int64_t change = 0;
   {
-    std::lock_guard<std::mutex> lock(storagesMutex);
-    Reported& r = reported[env];
-    r.live += delta;
-    const int64_t band = std::max(kMinBand, r.told / 4);
-    if (r.live > r.told + band || r.live < r.told - band || (r.live == 0 && r.told != 0)) {
-      change = r.live - r.told;
-      r.told = r.live;
+    std::lock_guard<std::mutex> lock(accountingMutex);
+    auto it = storages.try_emplace(StorageKey{env, storage}, StorageUse{0, bytes}).first;
+    it->second.handles += handles;
+    if (handles > 0 && it->second.handles == 1) delta = it->second.bytes;
+    if (it->second.handles == 0) {
+      delta = -it->second.bytes;
+      storages.erase(it);
+    }
+    if (delta != 0) {
+      Reported& r = reported[env];
+      r.live += delta;
+      const int64_t band = std::max(kMinBand, r.told / 4);
+      if (r.live > r.told + band || r.live < r.told - band || (r.live == 0 && r.told != 0)) {
+        change = r.live - r.told;
+        r.told = r.live;
+      }
     }
   }
+  Stats::count += handles;
+  Stats::bytes += delta;
   if (change != 0) {
     int64_t adjusted;
     napi_adjust_external_memory(env, change, &adjusted);
@@ -76,19 +89,8 @@ Napi::Value wrap(Napi::Env env, at::Tensor t) {
   // A tensor without a storage (opaque layouts) is keyed by its holder and counted alone.
   const bool shared = h->t.has_storage();
   h->storage = shared ? static_cast<const void*>(h->t.storage().unsafeGetStorageImpl()) : h;
-  h->live = true;
-  int64_t newBytes = 0;
-  {
-    std::lock_guard<std::mutex> lock(storagesMutex);
-    auto& use = storages[StorageKey{env, h->storage}];
-    if (use.handles++ == 0) {
-      use.bytes = shared ? static_cast<int64_t>(h->t.storage().nbytes())
-                         : static_cast<int64_t>(h->t.numel() * h->t.element_size());
-      newBytes = use.bytes;
-    }
-  }
-  Stats::count++;
-  reportBytes(env, newBytes);
+  account(env, h->storage, +1,
+          shared ? static_cast<int64_t>(h->t.storage().nbytes()) : static_cast<int64_t>(h->t.numel() * h->t.element_size()));
   auto ext = Napi::External<Holder>::New(env, h, [](Napi::Env env, Holder* h) {
     freeHolder(env, h);
     delete h;
@@ -98,22 +100,11 @@ Napi::Value wrap(Napi::Env env, at::Tensor t) {
 }
 
 void freeHolder(Napi::Env env, Holder* h) {
-  if (!h->live) return;  // already freed
-  h->live = false;
-  int64_t released = 0;
-  {
-    std::lock_guard<std::mutex> lock(storagesMutex);
-    auto it = storages.find(StorageKey{env, h->storage});
-    if (it != storages.end() && --it->second.handles == 0) {
-      released = it->second.bytes;
-      storages.erase(it);
-    }
-  }
-  // The storage key stays valid above: this handle's tensor keeps the storage alive until here.
+  if (h->storage == nullptr) return;  // already freed
+  // The storage key is still valid here: this handle's tensor keeps the storage alive.
+  account(env, h->storage, -1, 0);
   h->t = at::Tensor();
   h->storage = nullptr;
-  Stats::count--;
-  reportBytes(env, -released);
 }
 
 Holder* unwrapHolder(Napi::Env env, const Napi::Value& v, const char* what) {

@@ -6,7 +6,7 @@
 // storage, not per handle: a view shares its base's storage and adds nothing, so code that
 // makes many views of large activations does not look to V8 like many large allocations
 // (which made it run full garbage collections back to back). The total is reported with
-// hysteresis (handle.cc, `reportBytes`), so short-lived activations do not trigger collections.
+// hysteresis (handle.cc, `account`), so short-lived activations do not trigger collections.
 #pragma once
 #include <napi.h>
 #include <ATen/ATen.h>
@@ -20,7 +20,6 @@ struct Holder {
   at::Tensor t;
   /// Key of the storage this handle counts towards (see wrap); null once freed.
   const void* storage = nullptr;
-  bool live = false;
 };
 
 /// Process-wide live-handle accounting (shared by worker threads): handle count, and the

@@ -31,8 +31,8 @@ export function packageRoot(): string {
 }
 
 /**
- * OpenMP's default makes idle worker threads spin for up to GOMP_SPINCOUNT = 300,000 rounds
- * (milliseconds) before sleeping. When another process holds a core (a shared CI machine, a
+ * OpenMP's default makes idle worker threads spin for GOMP_SPINCOUNT = 300,000 rounds (a
+ * millisecond or more) before sleeping. When another process holds a core (a shared CI machine, a
  * data-loading worker), every parallel op then waits for a descheduled spinner: measured here, a
  * training step ran 3–5× slower, and small ops 10–60× slower. Fully passive waiting fixes that but
  * costs ~15% on a quiet machine in op-dense passes (CLIP embedding), where each op pays a thread
