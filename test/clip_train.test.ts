@@ -14,7 +14,7 @@ import { CLIPModel } from '../src/models/clip/index.js';
 import { trainClip, type ClipPairs } from '../src/engine/clip_trainer.js';
 import { buildMethod, modelConfig } from '../src/engine/trainer.js';
 import { resolveConfig } from '../src/engine/config.js';
-import { saveCheckpoint } from '../src/engine/checkpoint.js';
+import { disposeCheckpoint, loadCheckpoint, saveCheckpoint } from '../src/engine/checkpoint.js';
 import { Results } from '../src/api/results.js';
 
 const F = torch.functional;
@@ -257,6 +257,18 @@ test('CLI: dyad train --method clip --data pairs.jsonl, then dyad zero-shot; cle
   assert.equal(t.status, 0, t.stderr + t.stdout);
   assert.match(t.stdout, /done: .*best .*best\.safetensors/);
   for (const f of ['last.safetensors', 'best.safetensors', 'metrics.jsonl', 'results.csv', 'config.json']) assert.ok(existsSync(path.join(out, f)), f);
+  // the same run with the images decoded batch by batch from the files (--cache false) ends with the same weights
+  const streamedOut = path.join(dir, 'streamed');
+  const st = run('train', '--method', 'clip', '--data', path.join(dir, 'pairs.jsonl'), '--epochs', '1', '--batch', '8', '--image-size', '16', '--patch-size', '8',
+    '--vision-width', '16', '--vision-layers', '1', '--vision-heads', '2', '--text-width', '16', '--text-layers', '1', '--text-heads', '2',
+    '--context-length', '8', '--projection-dim', '8', '--cache', 'false', '--out', streamedOut);
+  assert.equal(st.status, 0, st.stderr + st.stdout);
+  const cachedCk = loadCheckpoint(path.join(out, 'last.safetensors'));
+  const streamedCk = loadCheckpoint(path.join(streamedOut, 'last.safetensors'));
+  assert.equal((streamedCk.meta.config as { run: { cache: unknown } }).run.cache, false);
+  for (const [name, w] of cachedCk.model) assert.ok(w.equal(streamedCk.model.get(name)!), `${name}: streamed and cached training differ`);
+  disposeCheckpoint(cachedCk);
+  disposeCheckpoint(streamedCk);
   const z = run('zero-shot', '--model', path.join(out, 'best.safetensors'), '--source', img, '--labels', 'red,green', '--template', 'a {} picture', '--json');
   assert.equal(z.status, 0, z.stderr);
   const rows = z.stdout.trim().split('\n').map((l) => JSON.parse(l) as { path: string; label: string; score: number; ranked: { label: string }[] });

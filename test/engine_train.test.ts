@@ -110,6 +110,18 @@ test('a run killed mid-way and resumed ends with the same weights as an uninterr
   disposeCheckpoint(b);
 });
 
+test('a folder streamed from disk (cache: false) trains to the same weights and kNN as one held in memory', async () => {
+  const cfg = { ...base, method: 'simclr' as const, epochs: 2, maxStepsPerEpoch: 3 };
+  const cached = await train({ ...cfg, cache: true, out: path.join(root, 'cached') }, { silent: true });
+  const streamed = await train({ ...cfg, cache: false, out: path.join(root, 'streamed') }, { silent: true });
+  assert.deepEqual(streamed.metrics.map((m) => m.loss), cached.metrics.map((m) => m.loss));
+  assert.equal(streamed.metrics.at(-1)!.knn_top1, cached.metrics.at(-1)!.knn_top1);
+  const a = cached.method.stateDict();
+  const b = streamed.method.stateDict();
+  for (const [name, t] of a) assert.ok(t.equal(b.get(name)!), `${name} differs between cached and streamed data`);
+  await assert.rejects(train({ ...cfg, cache: 'sometimes' as never }), /unknown cache 'sometimes': use one of true, false, auto/);
+});
+
 test('a loss that turns NaN stops training with a clear message and keeps the last good checkpoint', async () => {
   const out = path.join(root, 'nan');
   await train({ ...base, method: 'simclr', epochs: 1, knnEvery: 0, out }, { silent: true });

@@ -8,7 +8,7 @@
  */
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
-import { loadTrainData, DataError } from '../engine/data.js';
+import { disposeTrainData, loadTrainData, DataError } from '../engine/data.js';
 import { embedIndices } from '../engine/evaluate.js';
 import { knnScores } from '../engine/knn.js';
 import { classifyMetrics, evaluateClassifier, labelMap, loadEvalData, type ClassifyMetrics } from '../engine/classify.js';
@@ -45,7 +45,7 @@ export class ClassifierValidator extends Validator {
 export class EmbedderValidator extends Validator {
   async run(): Promise<ValMetrics> {
     const { channels, imageSize, mean, std } = this.net.config;
-    const d = await loadTrainData({ data: this.args.data, dataRoot: this.args.dataRoot, imageSize, channels, seed: this.args.seed, knnBankSize: this.args.knnBankSize });
+    const d = await loadTrainData({ data: this.args.data, dataRoot: this.args.dataRoot, imageSize, channels, seed: this.args.seed, knnBankSize: this.args.knnBankSize, cache: false }); // only the kNN sets are decoded
     try {
       if (d.knn === null) {
         throw new DataError(`${this.args.data} has no labels: validation needs labelled images (one subfolder per class) to measure the kNN accuracy of the embeddings`);
@@ -58,12 +58,10 @@ export class EmbedderValidator extends Validator {
         const bankLabels = torch.tensor(BigInt64Array.from(knn.bankIndices, (i) => BigInt(knn.bank.labels[i]!)));
         const scores = knnScores(queries, bank, bankLabels, { k: this.args.knnK, temperature: this.args.knnTemperature, numClasses: d.names.length });
         const m = classifyMetrics(scores, Int32Array.from(knn.queryIndices, (i) => knn.queries.labels[i]!), d.names);
-        const split = d.name === 'fashion-mnist' || d.name === 'mnist' ? 'test' : knn.queries === d.train ? 'holdout' : 'val';
-        return { ...m, data: this.args.data, split, method: 'knn' as const };
+        return { ...m, data: this.args.data, split: knn.split, method: 'knn' as const };
       });
     } finally {
-      d.train.dispose();
-      if (d.knn && d.knn.queries !== d.train) d.knn.queries.dispose();
+      disposeTrainData(d);
     }
   }
 }

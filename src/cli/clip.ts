@@ -125,7 +125,7 @@ export async function trainClipCommand(o: Record<string, any>, cmd: Command): Pr
     textWidth: o.textWidth, textLayers: o.textLayers, textHeads: o.textHeads, contextLength: o.contextLength, projectionDim: o.projectionDim,
     epochs: opt('epochs') as number, batch: opt('batch') as number, optimizer: opt('optimizer') as 'adamw' | 'sgd', lr: o.lr, weightDecay: o.weightDecay,
     warmupEpochs: o.warmupEpochs, temperature: o.temperature, maxLogitScale: o.maxLogitScale, seed: opt('seed') as number, threads: o.threads,
-    maxStepsPerEpoch: o.maxStepsPerEpoch, out: opt('out') as string,
+    maxStepsPerEpoch: o.maxStepsPerEpoch, out: opt('out') as string, cache: o.cache === 'auto' ? undefined : o.cache === 'true',
   };
   const r = await trainClip(cfg, { resume: Boolean(o.resume) });
   const last = r.metrics.at(-1);

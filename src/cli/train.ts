@@ -41,6 +41,7 @@ export function registerTrainCommands(p: Command): void {
     .option('--max-steps-per-epoch <n>', 'cap steps per epoch (quick runs)', intArg('--max-steps-per-epoch', 0))
     .option('--no-concat-views', 'SimCLR: encode each view in its own batch (batch-norm statistics per view) instead of both in one')
     .option('--no-channels-last', "use PyTorch's default contiguous memory format instead of channels-last")
+    .addOption(new Option('--cache <mode>', 'folder data: decode all images into memory (true), decode each batch from the files while training (false), or true when they fit in a quarter of the RAM (auto)').choices(['auto', 'true', 'false']).default('auto'))
     .option('--out <dir>', 'run folder', 'runs/train')
     .option('--resume', 'continue the run in --out from last.safetensors')
     .action(async (o, cmd: Command) => {
@@ -52,7 +53,7 @@ export function registerTrainCommands(p: Command): void {
         imageSize: o.imageSize, channels: o.channels ? (Number(o.channels) as 1 | 3) : undefined, optimizer: o.optimizer, lr: o.lr,
         weightDecay: o.weightDecay, warmupEpochs: o.warmupEpochs, temperature, memoryBankSize: o.memoryBankSize, minScale: o.minScale,
         cjStrength: o.cjStrength, blur: o.blur, seed: o.seed, threads: o.threads, knnEvery: o.knnEvery, maxStepsPerEpoch: o.maxStepsPerEpoch,
-        channelsLast: o.channelsLast, concatViews: o.concatViews, out: o.out,
+        channelsLast: o.channelsLast, concatViews: o.concatViews, cache: o.cache === 'auto' ? 'auto' : o.cache === 'true', out: o.out,
       }, { resume: Boolean(o.resume) });
       const last = r.metrics.at(-1);
       console.log(`done: ${r.config.out}  loss ${last?.loss.toFixed(4)}` + (last?.knn_top1 !== undefined ? `  knn_top1 ${(last.knn_top1 * 100).toFixed(2)}%` : '') +
@@ -92,7 +93,7 @@ export function registerTrainCommands(p: Command): void {
     .option('--json', 'print JSON')
     .action(async (o) => {
       const { method, config } = loadMethod(o.weights);
-      const data = await loadTrainData({ data: o.data, dataRoot: o.dataRoot, imageSize: config.imageSize, channels: config.channels, seed: config.seed, knnBankSize: o.bankSize });
+      const data = await loadTrainData({ data: o.data, dataRoot: o.dataRoot, imageSize: config.imageSize, channels: config.channels, seed: config.seed, knnBankSize: o.bankSize, cache: false });
       if (data.knn === null) throw new DataError(`--data ${o.data} has no class labels; kNN accuracy needs class subfolders`);
       const acc = knnMonitor((x) => method.embed(x), data.knn, { mean: config.mean, std: config.std, k: o.k });
       if (o.json) console.log(JSON.stringify({ knn_top1: acc, k: o.k, bank: data.knn.bankIndices.length, queries: data.knn.queryIndices.length }));

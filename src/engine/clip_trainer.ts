@@ -12,9 +12,12 @@
  * - LiT-style (Zhai et al. 2022): `imageEncoder` = a dyad self-supervised checkpoint
  *   (`dyad train --method simclr|moco`), locked; the text tower learns to match it.
  *
- * Data: a CSV/JSONL pair list (`ImageTextPairs`), decoded once into memory at the model's input
- * size (shortest side resized, centre crop: CLIP's "random square crop from resized images"
- * without the randomness), captions tokenized once. Optional `val` pairs give image→text and
+ * Data: a CSV/JSONL pair list (`ImageTextPairs`) at the model's input size (shortest side
+ * resized, centre crop: CLIP's "random square crop from resized images" without the
+ * randomness), read by a `DataLoader` shuffled by (seed, epoch): decoded once into memory, or
+ * decoded batch by batch from the files while the step runs when `cache` says so (`'auto'`:
+ * in memory when the images take at most a quarter of the RAM, as `engine/data.ts`); captions
+ * are tokenized once. Optional `val` pairs give image→text and
  * text→image recall@1 each epoch (the best checkpoint follows their mean, else the loss).
  *
  * Checkpoints (`last.safetensors`, `best.safetensors`) hold the CLIPModel under HF names
@@ -27,7 +30,7 @@ import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import { writeFileAtomic } from '../torch/io.js';
 import { readRunMetrics, writeRunResults } from './run_files.js';
-import { ImageTextPairs, InMemoryDataset, Rng } from '../data/index.js';
+import { DataLoader, ImageTextPairs, InMemoryDataset } from '../data/index.js';
 import { CLIPModel } from '../models/clip/model.js';
 import { parseProcessorConfig, toHFProcessorConfig, type CLIPConfig } from '../models/clip/config.js';
 import { createBackbone, type BackboneSpec } from '../models/index.js';
@@ -37,6 +40,7 @@ import { LinearWarmupCosine } from '../optim/lr_scheduler.js';
 import { disposeCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { Progress } from './progress.js';
 import { loadMethod, TrainingDivergedError } from './trainer.js';
+import { cacheFits, type CacheMode } from './data.js';
 
 export interface ClipTrainConfig {
   method: 'clip';
@@ -75,6 +79,8 @@ export interface ClipTrainConfig {
   out: string;
   threads: number;
   maxStepsPerEpoch: number;
+  /** Training images in memory (true), decoded per batch from the files (false), or in memory when they fit in a quarter of the RAM ('auto'). */
+  cache: CacheMode;
 }
 
 export function defaultClipConfig(): ClipTrainConfig {
@@ -83,7 +89,7 @@ export function defaultClipConfig(): ClipTrainConfig {
     imageSize: 64, patchSize: 8, visionWidth: 192, visionLayers: 6, visionHeads: 3, textWidth: 192, textLayers: 6, textHeads: 3,
     contextLength: 32, projectionDim: 128,
     epochs: 10, batch: 128, optimizer: 'adamw', lr: 0, weightDecay: 0.2, warmupEpochs: 0, temperature: 0.07, maxLogitScale: 100,
-    seed: 0, out: 'runs/clip', threads: 0, maxStepsPerEpoch: 0,
+    seed: 0, out: 'runs/clip', threads: 0, maxStepsPerEpoch: 0, cache: 'auto',
   };
 }
 
@@ -102,6 +108,7 @@ export function resolveClipConfig(...parts: Partial<ClipTrainConfig>[]): ClipTra
   if (c.method !== 'clip') throw new TypeError(`resolveClipConfig: method must be 'clip', got '${String(c.method)}'`);
   if (!c.data) throw new TypeError('CLIP training needs data: a CSV or JSONL list of image paths and captions (--data pairs.jsonl)');
   if (c.model && c.imageEncoder) throw new TypeError('pass either model (fine-tune a CLIP) or imageEncoder (LiT on a dyad encoder), not both');
+  if (c.cache !== true && c.cache !== false && c.cache !== 'auto') throw new TypeError(`cache must be true, false or 'auto', got ${JSON.stringify(c.cache)}`);
   if (!['adamw', 'sgd'].includes(c.optimizer)) throw new TypeError(`unknown optimizer '${c.optimizer}' for CLIP: use adamw or sgd`);
   const int = (k: keyof ClipTrainConfig, min: number): void => {
     const v = c[k] as number;
@@ -290,26 +297,46 @@ export async function trainClip(options: Partial<ClipTrainConfig> = {}, hooks: C
   const method = new CLIP(model, { freezeVision, maxLogitScale: config.maxLogitScale });
 
   // ---- data ------------------------------------------------------------------------------------------------------
-  const own: Tensor[] = [];
-  const data = hooks.data ?? (await loadClipPairs(config.data, model));
-  if (!hooks.data) own.push(data.images);
-  const val = hooks.val ?? (config.val ? await loadClipPairs(config.val, model) : null);
-  if (val && !hooks.val) own.push(val.images);
+  const own: { dispose(): void }[] = [];
   const crop = model.processor.config.cropSize;
   const ch = model.processor.config.channels;
-  const s = data.images.shape;
-  if (s.length !== 4 || s[1] !== ch || s[2] !== crop || s[3] !== crop || data.images.dtype !== 'uint8') {
-    throw new RangeError(`CLIP training data must be uint8 [N, ${ch}, ${crop}, ${crop}] images (the model's input), got ${data.images.dtype} [${s.join(', ')}]`);
+  // the training set as the loader reads it, and the caption index of each of its samples
+  let trainSet: InMemoryDataset | ImageTextPairs;
+  let captionOf: (i: number) => number = (i) => i;
+  let captions: string[];
+  if (hooks.data) {
+    const s = hooks.data.images.shape;
+    if (s.length !== 4 || s[1] !== ch || s[2] !== crop || s[3] !== crop || hooks.data.images.dtype !== 'uint8') {
+      throw new RangeError(`CLIP training data must be uint8 [N, ${ch}, ${crop}, ${crop}] images (the model's input), got ${hooks.data.images.dtype} [${s.join(', ')}]`);
+    }
+    if (hooks.data.captions.length !== s[0]) throw new RangeError(`CLIP training data: ${s[0]} images but ${hooks.data.captions.length} captions`);
+    trainSet = new InMemoryDataset(hooks.data.images, new Int32Array(s[0]!).fill(-1)); // the caller's tensor: not disposed here
+    captions = hooks.data.captions;
+  } else {
+    const pairs = await ImageTextPairs.open(config.data, { onError: 'skip' });
+    captions = pairs.captions;
+    if (config.cache === true || (config.cache === 'auto' && cacheFits(pairs.length, ch, crop))) {
+      const mem = await InMemoryDataset.from(pairs, { imageSize: crop, channels: ch, fit: 'cover', kernel: 'cubic' });
+      own.push(mem);
+      trainSet = mem;
+      captionOf = (i) => mem.sourceIndices[i]!;
+    } else {
+      trainSet = pairs;
+    }
   }
-  if (data.captions.length !== s[0]) throw new RangeError(`CLIP training data: ${s[0]} images but ${data.captions.length} captions`);
-  const tokens = tokenizeAll(model, data.captions);
+  const val = hooks.val ?? (config.val ? await loadClipPairs(config.val, model) : null);
+  if (val && !hooks.val) own.push(val.images);
+  const tokens = tokenizeAll(model, captions);
   own.push(tokens.ids);
 
-  const n = data.captions.length;
+  const n = trainSet.length;
   if (n < config.batch) throw new RangeError(`the training set has ${n} pairs, fewer than one batch of ${config.batch}: lower --batch`);
   const fullSteps = Math.floor(n / config.batch);
   const stepsPerEpoch = config.maxStepsPerEpoch > 0 ? Math.min(fullSteps, config.maxStepsPerEpoch) : fullSteps;
   const totalSteps = stepsPerEpoch * config.epochs;
+  const loader = new DataLoader(trainSet, { batchSize: config.batch, shuffle: true, seed: config.seed, dropLast: true,
+    imageSize: crop, channels: ch, fit: 'cover', kernel: 'cubic' });
+  own.push({ dispose: () => loader.close() });
   const optimizer = buildOptimizer(config, method);
   const scheduler = new LinearWarmupCosine(optimizer, { warmupSteps: Math.min(config.warmupEpochs * stepsPerEpoch, totalSteps), totalSteps });
 
@@ -340,18 +367,20 @@ export async function trainClip(options: Partial<ClipTrainConfig> = {}, hooks: C
   try {
     for (let epoch = startEpoch; epoch < config.epochs; epoch++) {
       method.train();
-      const order = new Rng(config.seed * 1_000_003 + epoch).permutation(n);
+      loader.setEpoch(epoch);
       const t0 = performance.now();
       let lossSum = 0;
-      for (let st = 0; st < stepsPerEpoch; st++) {
+      let st = 0;
+      let images = 0;
+      for await (const batch of loader) {
         const step = epoch * stepsPerEpoch + st;
         const ctx = { step, totalSteps, epoch };
-        const idx = order.subarray(st * config.batch, (st + 1) * config.batch);
+        const rows = batch.indices.map(captionOf);
         let maxLen = 1;
-        for (const i of idx) maxLen = Math.max(maxLen, tokens.lengths[i]!);
+        for (const i of rows) maxLen = Math.max(maxLen, tokens.lengths[i]!);
         const loss = torch.scope(() => {
-          const sel = torch.tensor(BigInt64Array.from(idx, (i) => BigInt(i)));
-          const pixelValues = model.processor.normalizeBatch(data.images.indexSelect(0, sel));
+          const sel = torch.tensor(BigInt64Array.from(rows, (i) => BigInt(i)));
+          const pixelValues = model.processor.normalizeBatch(batch.images);
           const inputIds = tokens.ids.indexSelect(0, sel).narrow(1, 0, maxLen);
           const l = method.trainingStep({ pixelValues, inputIds }, ctx);
           const value = l.item();
@@ -368,13 +397,16 @@ export async function trainClip(options: Partial<ClipTrainConfig> = {}, hooks: C
         method.afterStep(ctx);
         scheduler.step();
         lossSum += loss;
+        st++;
+        images += rows.length;
         const elapsed = (performance.now() - t0) / 1000;
-        progress.update({ epoch, epochs: config.epochs, step: st + 1, steps: stepsPerEpoch, loss, lr: scheduler.getLastLr()[0]!, imgPerS: ((st + 1) * config.batch) / elapsed },
-          (elapsed / (st + 1)) * (totalSteps - step - 1));
+        progress.update({ epoch, epochs: config.epochs, step: st, steps: stepsPerEpoch, loss, lr: scheduler.getLastLr()[0]!, imgPerS: images / elapsed },
+          (elapsed / st) * (totalSteps - step - 1));
+        if (st === stepsPerEpoch) break;
       }
       const time = (performance.now() - t0) / 1000;
       const row: ClipEpochMetrics = {
-        epoch, loss: lossSum / stepsPerEpoch, lr: optimizer.paramGroups[0]!.lr, img_per_s: (stepsPerEpoch * config.batch) / time,
+        epoch, loss: lossSum / st, lr: optimizer.paramGroups[0]!.lr, img_per_s: images / time,
         logit_scale: Math.exp(model.logit_scale.item()), time_s: time,
       };
       if (val) {

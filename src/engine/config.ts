@@ -4,6 +4,8 @@
  * (Chen et al. 2020, Appendix B.9) scaled to a 2-core CPU: width-16 CIFAR-ResNet-18, batch 256,
  * SGD with lr 0.12 × batch/256 (= 0.06 × batch/128), momentum 0.9, wd 5e-4, cosine schedule.
  */
+import type { CacheMode } from './data.js';
+
 export type MethodName = 'simclr' | 'moco';
 export type BackboneName = 'resnet18' | 'resnet34' | 'resnet50' | 'vit-tiny' | 'vit-small';
 export type OptimizerName = 'sgd' | 'lars' | 'adamw';
@@ -57,8 +59,12 @@ export interface TrainConfig {
   maxStepsPerEpoch: number;
   /** Channels-last memory format for conv weights and inputs (oneDNN's preferred layout; 1.1× PyTorch's default on the train-step benchmark). */
   channelsLast: boolean;
-  /** Hold a folder dataset in memory as one uint8 tensor after the first pass. */
-  cache: boolean;
+  /**
+   * A folder's training images: decoded once into memory (true), decoded batch by batch from the
+   * files while training (false), or in memory when they fit in a quarter of the RAM ('auto',
+   * the default). See `engine/data.ts`.
+   */
+  cache: CacheMode;
 }
 
 export function defaultConfig(): TrainConfig {
@@ -66,7 +72,7 @@ export function defaultConfig(): TrainConfig {
     method: 'simclr', data: 'fashion-mnist', epochs: 10, batch: 256, backbone: 'resnet18', width: 16, imageSize: 0, stem: 'auto', channels: 1,
     optimizer: 'sgd', lr: 0.12, momentum: 0.9, weightDecay: 5e-4, warmupEpochs: 0, temperature: 0.5,
     memoryBankSize: 4096, emaMomentum: 0.99, concatViews: true, minScale: 0.2, cjStrength: 0.5, blur: 0, seed: 0, out: 'runs/train',
-    knnEvery: 1, knnK: 200, knnTemperature: 0.1, knnBankSize: 10000, threads: 0, maxStepsPerEpoch: 0, channelsLast: true, cache: true,
+    knnEvery: 1, knnK: 200, knnTemperature: 0.1, knnBankSize: 10000, threads: 0, maxStepsPerEpoch: 0, channelsLast: true, cache: 'auto',
   };
 }
 
@@ -89,6 +95,8 @@ export function resolveConfig(...parts: Partial<TrainConfig>[]): TrainConfig {
   oneOf('backbone', ['resnet18', 'resnet34', 'resnet50', 'vit-tiny', 'vit-small']);
   oneOf('optimizer', ['sgd', 'lars', 'adamw']);
   oneOf('stem', ['auto', 'cifar', 'imagenet']);
+  oneOf('cache', ['true', 'false', 'auto']);
+  if (typeof c.cache === 'string' && c.cache !== 'auto') c.cache = c.cache === 'true'; // from a CLI flag or JSON
   const positiveInt = (k: keyof TrainConfig, min = 1): void => {
     const v = c[k] as number;
     if (!Number.isInteger(v) || v < min) throw new RangeError(`${k} must be an integer ≥ ${min}, got ${String(v)}`);

@@ -1,20 +1,41 @@
 /**
- * Resolves a `--data` argument into the training set and the kNN monitor's labelled sets, held
- * in memory as uint8 [N, C, H, W] tensors at the training size (decoded once):
+ * Resolves a `--data` argument into the training set and the kNN monitor's labelled sets at the
+ * training size:
  * - 'fashion-mnist' / 'mnist': the IDX files (train split to train on and as the kNN bank, test
- *   split as kNN queries);
+ *   split as kNN queries), in memory;
  * - a folder: `<dir>/train` + `<dir>/val` (or `test`) when both exist, else the folder itself;
  *   with class subfolders the kNN monitor uses a seeded 10% hold-out as queries.
+ *
+ * Caching (`cache`): a folder's training images are decoded once into one uint8 [N, C, H, W]
+ * tensor (`true`), or stay on disk and are decoded batch by batch ahead of the training step by
+ * the `DataLoader`'s worker (`false`: memory independent of the dataset's size). `'auto'` (the
+ * default) caches when the decoded images take at most a quarter of the machine's memory
+ * (`cacheFits`). The kNN monitor's bank and queries are always held in memory (at most
+ * `knnBankSize` images each, evenly spaced; a `val`/`test` folder is used whole).
  */
 import { existsSync, statSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import path from 'node:path';
-import { FashionMNIST, ImageFolder, InMemoryDataset, MNIST, randomSplitIndices } from '../data/index.js';
+import { FashionMNIST, ImageFolder, InMemoryDataset, MNIST, Subset, randomSplitIndices } from '../data/index.js';
+
+/** Whether a folder's training images are decoded once into memory (see the module comment). */
+export type CacheMode = boolean | 'auto';
+
+/** True when `n` decoded `channels`×`size`×`size` uint8 images fit in a quarter of `memory` bytes. */
+export function cacheFits(n: number, channels: number, size: number, memory = totalmem()): boolean {
+  return n * channels * size * size <= memory / 4;
+}
 
 export interface TrainData {
   name: string;
-  train: InMemoryDataset;
+  /** The training images: decoded in memory, or a file-backed folder streamed by the trainer's `DataLoader`. */
+  train: InMemoryDataset | ImageFolder;
   /** Labelled bank and queries for the kNN monitor, or null when the data has no labels. */
-  knn: { bank: InMemoryDataset; bankIndices: number[]; queries: InMemoryDataset; queryIndices: number[] } | null;
+  knn: {
+    bank: InMemoryDataset; bankIndices: number[]; queries: InMemoryDataset; queryIndices: number[];
+    /** Where the queries come from: the built-in test split, a val/test folder, or a seeded 10% hold-out of the training folder. */
+    split: 'test' | 'val' | 'holdout';
+  } | null;
   names: string[];
   channels: 1 | 3;
   imageSize: number;
@@ -42,7 +63,7 @@ function evenSample(n: number, max: number): number[] {
 }
 
 export async function loadTrainData(o: { data: string; dataRoot?: string; imageSize: number; channels: 1 | 3; seed: number; knnBankSize: number;
-  onProgress?: (done: number, total: number) => void; }): Promise<TrainData> {
+  cache?: CacheMode; onProgress?: (done: number, total: number) => void; }): Promise<TrainData> {
   const key = o.data.toLowerCase();
   if (key === 'fashion-mnist' || key === 'fashionmnist' || key === 'mnist') {
     const isF = key !== 'mnist';
@@ -57,7 +78,7 @@ export async function loadTrainData(o: { data: string; dataRoot?: string; imageS
     const rep = (v: number[]): number[] => (o.channels === 3 ? [v[0]!, v[0]!, v[0]!] : v);
     return { name: isF ? 'fashion-mnist' : 'mnist', train, names: train.names, channels: o.channels, imageSize: size,
       mean: rep(stats.mean), std: rep(stats.std),
-      knn: { bank: train, bankIndices: evenSample(train.length, o.knnBankSize), queries: test, queryIndices: [...Array(test.length).keys()] } };
+      knn: { bank: train, bankIndices: evenSample(train.length, o.knnBankSize), queries: test, queryIndices: [...Array(test.length).keys()], split: 'test' } };
   }
   if (!existsSync(o.data)) {
     throw new DataError(`data folder ${o.data} does not exist. Pass a folder of images (class subfolders optional), or --data fashion-mnist.`);
@@ -67,18 +88,39 @@ export async function loadTrainData(o: { data: string; dataRoot?: string; imageS
   const split = ['val', 'test'].map((s) => path.join(o.data, s)).find((d) => existsSync(d));
   const trainDir = split && existsSync(path.join(o.data, 'train')) ? path.join(o.data, 'train') : o.data;
   const folder = await ImageFolder.open(trainDir, { channels: o.channels, onError: 'skip' });
-  const train = await InMemoryDataset.from(folder, { imageSize: size, channels: o.channels, fit: 'cover', onProgress: o.onProgress });
+  const cache = o.cache ?? 'auto';
+  const inMemory = cache === true || (cache === 'auto' && cacheFits(folder.length, o.channels, size));
+  const decode = (ds: ImageFolder | Subset): Promise<InMemoryDataset> => InMemoryDataset.from(ds, { imageSize: size, channels: o.channels, fit: 'cover' });
+  const train = inMemory ? await InMemoryDataset.from(folder, { imageSize: size, channels: o.channels, fit: 'cover', onProgress: o.onProgress }) : folder;
   const stats = o.channels === 3 ? IMAGENET_STATS : { mean: [0.5], std: [0.25] };
   let knn: TrainData['knn'] = null;
   if (train.names.length > 1) {
+    // at most knnBankSize images each; when streaming they are decoded into memory on their own
+    const held = async (all: number[]): Promise<{ ds: InMemoryDataset; indices: number[] }> => {
+      const idx = evenSample(all.length, o.knnBankSize).map((k) => all[k]!);
+      if (train instanceof InMemoryDataset) return { ds: train, indices: idx };
+      const ds = await decode(new Subset(folder, idx));
+      return { ds, indices: [...Array(ds.length).keys()] };
+    };
     if (trainDir !== o.data) {
-      const q = await InMemoryDataset.from(await ImageFolder.open(split!, { channels: o.channels, onError: 'skip' }), { imageSize: size, channels: o.channels, fit: 'cover' });
-      knn = { bank: train, bankIndices: evenSample(train.length, o.knnBankSize), queries: q, queryIndices: [...Array(q.length).keys()] };
+      const bank = await held([...Array(train.length).keys()]);
+      const q = await decode(await ImageFolder.open(split!, { channels: o.channels, onError: 'skip' }));
+      knn = { bank: bank.ds, bankIndices: bank.indices, queries: q, queryIndices: [...Array(q.length).keys()], split: 'val' };
     } else {
       const nq = Math.max(1, Math.round(train.length * 0.1));
       const [qi, bi] = randomSplitIndices(train.length, [nq, train.length - nq], o.seed);
-      knn = { bank: train, bankIndices: bi!.slice(0, o.knnBankSize), queries: train, queryIndices: qi! };
+      const bank = await held(bi!);
+      const queries = await held(qi!);
+      knn = { bank: bank.ds, bankIndices: bank.indices, queries: queries.ds, queryIndices: queries.indices, split: 'holdout' };
     }
   }
   return { name: path.basename(path.resolve(o.data)), train, knn, names: train.names, channels: o.channels, imageSize: size, ...stats };
+}
+
+/** Frees the images `loadTrainData` decoded into memory (the training set and the kNN monitor's sets, each once). */
+export function disposeTrainData(d: TrainData): void {
+  const held = new Set<InMemoryDataset>();
+  if (d.train instanceof InMemoryDataset) held.add(d.train);
+  if (d.knn) held.add(d.knn.bank).add(d.knn.queries);
+  for (const ds of held) ds.dispose();
 }

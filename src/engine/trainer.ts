@@ -5,6 +5,9 @@
  *
  * Run folder (`out`): config.json, metrics.jsonl (one JSON object per epoch: epoch, loss, lr,
  * img_per_s, knn_top1 when evaluated), results.csv, last.safetensors, best.safetensors.
+ * Data: one `DataLoader` over the training set, shuffled by (seed, epoch), last partial batch
+ * dropped; batches are `indexSelect`s of the in-memory images, or, for a folder too large to cache
+ * (`cache`, see `data.ts`), decoded from the files by the loader's worker while the step runs.
  * Resume: the data order of epoch e depends only on (seed, e), and the checkpoint holds the
  * libtorch RNG state, optimizer, schedule, EMA weights and queue, so a resumed run ends with the
  * same weights as an uninterrupted one.
@@ -14,13 +17,13 @@ import path from 'node:path';
 import * as torch from '../torch/index.js';
 import { writeFileAtomic } from '../torch/io.js';
 import { readRunMetrics, writeRunResults } from './run_files.js';
-import { Rng } from '../data/index.js';
+import { DataLoader } from '../data/index.js';
 import { createMethod, type Method } from '../methods/index.js';
 import { AdamW, LARS, SGD, paramGroupsForWeightDecay, type Optimizer } from '../optim/index.js';
 import { LinearWarmupCosine } from '../optim/lr_scheduler.js';
 import { SimCLRTransform, MoCoV2Transform, type MultiViewTransform } from '../transforms/index.js';
 import { resolveConfig, type TrainConfig } from './config.js';
-import { loadTrainData, type TrainData } from './data.js';
+import { disposeTrainData, loadTrainData, type TrainData } from './data.js';
 import { knnMonitor } from './evaluate.js';
 import { disposeCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { Progress } from './progress.js';
@@ -115,7 +118,7 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
   const progress = new Progress(process.stdout, { silent: hooks.silent });
 
   const data = hooks.data ?? (await loadTrainData({ data: config.data, dataRoot: config.dataRoot, imageSize: config.imageSize, channels: config.channels,
-    seed: config.seed, knnBankSize: config.knnBankSize }));
+    seed: config.seed, knnBankSize: config.knnBankSize, cache: config.cache }));
   config.imageSize = data.imageSize;
   config.channels = data.channels;
   const method = buildMethod(config);
@@ -125,10 +128,13 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
   const optimizer = buildOptimizer(config, method);
   const n = data.train.length;
   if (n < config.batch) throw new RangeError(`the training set has ${n} images, fewer than one batch of ${config.batch}: lower --batch`);
-  const fullSteps = Math.floor(n / config.batch); // drop the last partial batch: batch norm and in-batch negatives need full batches
+  const fullSteps = Math.floor(n / config.batch);
   const stepsPerEpoch = config.maxStepsPerEpoch > 0 ? Math.min(fullSteps, config.maxStepsPerEpoch) : fullSteps;
   const totalSteps = stepsPerEpoch * config.epochs;
   const scheduler = new LinearWarmupCosine(optimizer, { warmupSteps: config.warmupEpochs * stepsPerEpoch, totalSteps });
+  // drop the last partial batch: batch norm and in-batch negatives need full batches
+  const loader = new DataLoader(data.train, { batchSize: config.batch, shuffle: true, seed: config.seed, dropLast: true,
+    imageSize: data.imageSize, channels: data.channels, fit: 'cover' });
 
   const dir = config.out;
   mkdirSync(dir, { recursive: true });
@@ -152,58 +158,65 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
   writeFileAtomic(path.join(dir, 'config.json'), JSON.stringify(mcfg, null, 2) + '\n');
 
   const useKnn = data.knn !== null && config.knnEvery > 0;
-  for (let epoch = startEpoch; epoch < config.epochs; epoch++) {
-    method.train();
-    const order = new Rng(config.seed * 1_000_003 + epoch).permutation(n);
-    const t0 = performance.now();
-    let lossSum = 0;
-    for (let s = 0; s < stepsPerEpoch; s++) {
-      const step = epoch * stepsPerEpoch + s;
-      const ctx = { step, totalSteps, epoch };
-      const idx = Array.from(order.subarray(s * config.batch, (s + 1) * config.batch));
-      const loss = torch.scope(() => {
-        const batch = data.train.tensorBatch(idx).images;
-        let views = transform.forward(batch);
-        if (config.channelsLast) views = views.map((v) => v.contiguous('channelsLast'));
-        const l = method.trainingStep(views, ctx);
-        const value = l.item();
-        if (!Number.isFinite(value)) return value;
-        l.backward();
-        optimizer.step();
-        optimizer.zeroGrad();
-        return value;
-      });
-      if (!Number.isFinite(loss)) {
-        throw new TrainingDivergedError(`the loss became ${loss} at epoch ${epoch + 1}, step ${s + 1}: training stopped. ` +
-          `The last good checkpoint is kept in ${existsSync(lastPath) ? lastPath : '(none yet)'}. Lower --lr, raise --temperature or add --warmup-epochs.`);
-      }
-      method.afterStep(ctx);
-      scheduler.step();
-      lossSum += loss;
-      const elapsed = (performance.now() - t0) / 1000;
-      const imgPerS = ((s + 1) * config.batch) / elapsed;
-      progress.update({ epoch, epochs: config.epochs, step: s + 1, steps: stepsPerEpoch, loss, lr: scheduler.getLastLr()[0]!, imgPerS },
-        (elapsed / (s + 1)) * (totalSteps - step - 1));
-    }
-    const time = (performance.now() - t0) / 1000;
-    const row: EpochMetrics = { epoch, loss: lossSum / stepsPerEpoch, lr: optimizer.paramGroups[0]!.lr, img_per_s: (stepsPerEpoch * config.batch) / time, time_s: time };
-    const last = epoch === config.epochs - 1;
-    if (useKnn && ((epoch + 1) % config.knnEvery === 0 || last)) {
-      method.eval();
-      row.knn_top1 = knnMonitor((x) => method.embed(x), data.knn!, { mean: data.mean, std: data.std, k: config.knnK, temperature: config.knnTemperature });
+  try {
+    for (let epoch = startEpoch; epoch < config.epochs; epoch++) {
       method.train();
+      loader.setEpoch(epoch);
+      const t0 = performance.now();
+      let lossSum = 0;
+      let s = 0;
+      let images = 0;
+      for await (const { images: batch } of loader) {
+        const step = epoch * stepsPerEpoch + s;
+        const ctx = { step, totalSteps, epoch };
+        const loss = torch.scope(() => {
+          let views = transform.forward(batch);
+          if (config.channelsLast) views = views.map((v) => v.contiguous('channelsLast'));
+          const l = method.trainingStep(views, ctx);
+          const value = l.item();
+          if (!Number.isFinite(value)) return value;
+          l.backward();
+          optimizer.step();
+          optimizer.zeroGrad();
+          return value;
+        });
+        if (!Number.isFinite(loss)) {
+          throw new TrainingDivergedError(`the loss became ${loss} at epoch ${epoch + 1}, step ${s + 1}: training stopped. ` +
+            `The last good checkpoint is kept in ${existsSync(lastPath) ? lastPath : '(none yet)'}. Lower --lr, raise --temperature or add --warmup-epochs.`);
+        }
+        method.afterStep(ctx);
+        scheduler.step();
+        lossSum += loss;
+        s++;
+        images += batch.size(0);
+        const elapsed = (performance.now() - t0) / 1000;
+        progress.update({ epoch, epochs: config.epochs, step: s, steps: stepsPerEpoch, loss, lr: scheduler.getLastLr()[0]!, imgPerS: images / elapsed },
+          (elapsed / s) * (totalSteps - step - 1));
+        if (s === stepsPerEpoch) break;
+      }
+      const time = (performance.now() - t0) / 1000;
+      const row: EpochMetrics = { epoch, loss: lossSum / s, lr: optimizer.paramGroups[0]!.lr, img_per_s: images / time, time_s: time };
+      const last = epoch === config.epochs - 1;
+      if (useKnn && ((epoch + 1) % config.knnEvery === 0 || last)) {
+        method.eval();
+        row.knn_top1 = knnMonitor((x) => method.embed(x), data.knn!, { mean: data.mean, std: data.std, k: config.knnK, temperature: config.knnTemperature });
+        method.train();
+      }
+      metrics.push(row);
+      const score = row.knn_top1 ?? (useKnn ? null : -row.loss);
+      const improved = score !== null && (best === null || score > best);
+      if (improved) best = score;
+      const meta = { task: 'embedder' as const, config: mcfg, epoch, step: (epoch + 1) * stepsPerEpoch, names: data.names, bestMetric: best, metrics: { ...row } };
+      saveCheckpoint(lastPath, { model: method, optimizer, scheduler, meta });
+      if (improved) saveCheckpoint(bestPath, { model: method, optimizer, scheduler, meta });
+      writeResults(dir, metrics);
+      progress.log(`epoch ${epoch + 1}/${config.epochs}  loss ${row.loss.toFixed(4)}  ${row.img_per_s.toFixed(0)} img/s` +
+        (row.knn_top1 !== undefined ? `  knn_top1 ${(row.knn_top1 * 100).toFixed(2)}%` : ''));
+      hooks.onEpoch?.(row);
     }
-    metrics.push(row);
-    const score = row.knn_top1 ?? (useKnn ? null : -row.loss);
-    const improved = score !== null && (best === null || score > best);
-    if (improved) best = score;
-    const meta = { task: 'embedder' as const, config: mcfg, epoch, step: (epoch + 1) * stepsPerEpoch, names: data.names, bestMetric: best, metrics: { ...row } };
-    saveCheckpoint(lastPath, { model: method, optimizer, scheduler, meta });
-    if (improved) saveCheckpoint(bestPath, { model: method, optimizer, scheduler, meta });
-    writeResults(dir, metrics);
-    progress.log(`epoch ${epoch + 1}/${config.epochs}  loss ${row.loss.toFixed(4)}  ${row.img_per_s.toFixed(0)} img/s` +
-      (row.knn_top1 !== undefined ? `  knn_top1 ${(row.knn_top1 * 100).toFixed(2)}%` : ''));
-    hooks.onEpoch?.(row);
+  } finally {
+    loader.close();
+    if (!hooks.data) disposeTrainData(data);
   }
   return { config, metrics, best, lastPath, bestPath, method };
 }
