@@ -167,6 +167,7 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
       let s = 0;
       let images = 0;
       for await (const { images: batch } of loader) {
+        if (batch.size(0) < 2) continue; // a streamed batch whose files were nearly all skipped as unreadable: batch norm needs 2
         const step = epoch * stepsPerEpoch + s;
         const ctx = { step, totalSteps, epoch };
         const loss = torch.scope(() => {
