@@ -12,6 +12,7 @@ import * as torch from '../src/torch/index.js';
 import { train } from '../src/engine/trainer.js';
 import { loadCheckpoint, disposeCheckpoint } from '../src/engine/checkpoint.js';
 import { packageRoot } from '../src/torch/native.js';
+import { cacheFits } from '../src/engine/data.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'dyad-train-'));
 const dataDir = path.join(root, 'shapes');
@@ -120,6 +121,15 @@ test('a folder streamed from disk (cache: false) trains to the same weights and 
   const b = streamed.method.stateDict();
   for (const [name, t] of a) assert.ok(t.equal(b.get(name)!), `${name} differs between cached and streamed data`);
   await assert.rejects(train({ ...cfg, cache: 'sometimes' as never }), /unknown cache 'sometimes': use one of true, false, auto/);
+});
+
+test("cache 'auto' keeps a folder in memory only when its decoded images fit in a quarter of the RAM", () => {
+  const gib = 2 ** 30;
+  assert.ok(cacheFits(60000, 1, 28, 24 * gib), 'Fashion-MNIST-sized: 47 MB');
+  assert.ok(cacheFits(100_000, 3, 96, 24 * gib), '2.8 GB of 24 GiB');
+  assert.ok(!cacheFits(200_000, 3, 224, 24 * gib), '30 GB of 24 GiB: streamed');
+  assert.ok(!cacheFits(1001, 1, 1, 4000), 'just over a quarter');
+  assert.ok(cacheFits(1000, 1, 1, 4000), 'exactly a quarter');
 });
 
 test('a loss that turns NaN stops training with a clear message and keeps the last good checkpoint', async () => {
