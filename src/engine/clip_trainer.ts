@@ -310,7 +310,11 @@ export async function trainClip(options: Partial<ClipTrainConfig> = {}, hooks: C
       throw new RangeError(`CLIP training data must be uint8 [N, ${ch}, ${crop}, ${crop}] images (the model's input), got ${hooks.data.images.dtype} [${s.join(', ')}]`);
     }
     if (hooks.data.captions.length !== s[0]) throw new RangeError(`CLIP training data: ${s[0]} images but ${hooks.data.captions.length} captions`);
-    trainSet = new InMemoryDataset(hooks.data.images, new Int32Array(s[0]!).fill(-1)); // the caller's tensor: not disposed here
+    // the caller's tensor is used as it is and stays the caller's; a non-contiguous one is copied (and that copy freed here)
+    const src = hooks.data.images;
+    const mem = new InMemoryDataset(src.isContiguous() ? src : torch.scope(() => src.contiguous()), new Int32Array(s[0]!).fill(-1));
+    if (!src.isContiguous()) own.push(mem);
+    trainSet = mem;
     captions = hooks.data.captions;
   } else {
     const pairs = await ImageTextPairs.open(config.data, { onError: 'skip' });
