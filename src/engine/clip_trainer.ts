@@ -41,6 +41,7 @@ import { disposeCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.
 import { Progress } from './progress.js';
 import { loadMethod, TrainingDivergedError } from './trainer.js';
 import { cacheFits, type CacheMode } from './data.js';
+import { optimizerStep } from './step.js';
 
 export interface ClipTrainConfig {
   method: 'clip';
@@ -387,12 +388,7 @@ export async function trainClip(options: Partial<ClipTrainConfig> = {}, hooks: C
           const pixelValues = model.processor.normalizeBatch(batch.images);
           const inputIds = tokens.ids.indexSelect(0, sel).narrow(1, 0, maxLen);
           const l = method.trainingStep({ pixelValues, inputIds }, ctx);
-          const value = l.item();
-          if (!Number.isFinite(value)) return value;
-          l.backward();
-          optimizer.step();
-          optimizer.zeroGrad();
-          return value;
+          return optimizerStep(l, optimizer);
         });
         if (!Number.isFinite(loss)) {
           throw new TrainingDivergedError(`the loss became ${loss} at epoch ${epoch + 1}, step ${st + 1}: training stopped. ` +

@@ -26,6 +26,7 @@ import { resolveConfig, type TrainConfig } from './config.js';
 import { TrainingDivergedError } from './trainer.js';
 import { Progress } from './progress.js';
 import { FMNIST_STATS, IMAGENET_STATS, MNIST_STATS } from './data.js';
+import { optimizerStep } from './step.js';
 import {
   buildBackbone, evaluateClassifier, labelSubset, loadLabelledData, saveClassifier, type ClassifyMetrics, type LabelledData, type ModelInputConfig,
 } from './classify.js';
@@ -120,12 +121,7 @@ export function fitClassifier(model: Classifier, ds: InMemoryDataset, indices: n
       let x = augment.forward(b.images);
       if (opts.channelsLast) x = x.contiguous('channelsLast');
       const l = torch.functional.crossEntropy(model.forward(x), b.labels, { labelSmoothing: smoothing });
-      const v = l.item();
-      if (!Number.isFinite(v)) return v;
-      l.backward();
-      optimizer.step();
-      optimizer.zeroGrad();
-      return v;
+      return optimizerStep(l, optimizer);
     });
     if (!Number.isFinite(loss)) throw new TrainingDivergedError(`the loss became ${loss} at step ${s + 1}/${steps}: training stopped. Lower the lr.`);
     scheduler.step();

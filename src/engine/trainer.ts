@@ -27,6 +27,7 @@ import { disposeTrainData, loadTrainData, type TrainData } from './data.js';
 import { knnMonitor } from './evaluate.js';
 import { disposeCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { Progress } from './progress.js';
+import { optimizerStep } from './step.js';
 
 export interface EpochMetrics {
   epoch: number;
@@ -174,12 +175,7 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
           let views = transform.forward(batch);
           if (config.channelsLast) views = views.map((v) => v.contiguous('channelsLast'));
           const l = method.trainingStep(views, ctx);
-          const value = l.item();
-          if (!Number.isFinite(value)) return value;
-          l.backward();
-          optimizer.step();
-          optimizer.zeroGrad();
-          return value;
+          return optimizerStep(l, optimizer);
         });
         if (!Number.isFinite(loss)) {
           throw new TrainingDivergedError(`the loss became ${loss} at epoch ${epoch + 1}, step ${s + 1}: training stopped. ` +

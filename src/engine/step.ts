@@ -1,0 +1,16 @@
+/** The optimisation step every training loop of the engine shares. */
+import type { Tensor } from '../torch/index.js';
+import type { Optimizer } from '../optim/index.js';
+
+/**
+ * Backward pass and optimizer step on a scalar loss; returns the loss value. A NaN or infinite
+ * loss is returned without stepping, so the caller can stop and keep its last good checkpoint.
+ */
+export function optimizerStep(loss: Tensor, optimizer: Optimizer<any>): number {
+  const value = loss.item();
+  if (!Number.isFinite(value)) return value;
+  loss.backward();
+  optimizer.step();
+  optimizer.zeroGrad();
+  return value;
+}
