@@ -125,7 +125,9 @@ async function readSplit(root: string, train: boolean, numClasses: number): Prom
   }
   if (!st.isDirectory()) throw new Error(`dataset root ${root} is not a folder. Pass the folder holding the IDX files.`);
   const prefix = train ? 'train' : 't10k';
-  const [imagesFile, labelsFile] = await Promise.all([findIdx(root, prefix, 'images', 3), findIdx(root, prefix, 'labels', 1)]);
+  // one after the other: with both missing, the error names the images file every time
+  const imagesFile = await findIdx(root, prefix, 'images', 3);
+  const labelsFile = await findIdx(root, prefix, 'labels', 1);
   return readPair(imagesFile, labelsFile, numClasses);
 }
 
