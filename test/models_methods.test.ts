@@ -6,10 +6,10 @@ import * as nn from '../src/nn/index.js';
 import { ResNet, VisionTransformer, SimCLRProjectionHead, MoCoProjectionHead, createBackbone, vitTiny } from '../src/models/index.js';
 import { updateMomentum, cosineSchedule, MoCoV2, SimCLR } from '../src/methods/index.js';
 
-test('ResNet-18/34/50 with both stems: pooled features and featureDim', () => {
+test('ResNet-18/34/50 with every stem: pooled features and featureDim', () => {
   torch.manualSeed(0);
-  const cases: [18 | 34 | 50, 'cifar' | 'imagenet', number, number, number][] = [
-    [18, 'cifar', 8, 1, 28], [34, 'cifar', 4, 3, 16], [50, 'imagenet', 4, 3, 64], [18, 'imagenet', 8, 5, 32],
+  const cases: [18 | 34 | 50, 'cifar' | 'imagenet' | 'cifar-stride2', number, number, number][] = [
+    [18, 'cifar', 8, 1, 28], [34, 'cifar', 4, 3, 16], [50, 'imagenet', 4, 3, 64], [18, 'imagenet', 8, 5, 32], [18, 'cifar-stride2', 8, 1, 28],
   ];
   for (const [depth, stem, width, inChannels, size] of cases) {
     const net = new ResNet({ depth, stem, width, inChannels });
@@ -20,6 +20,22 @@ test('ResNet-18/34/50 with both stems: pooled features and featureDim', () => {
   }
   assert.throws(() => new ResNet({ depth: 18, inChannels: 1 }).forward(torch.randn([1, 3, 32, 32])), /expected input \[N, 1, H, W\]/);
   assert.throws(() => new ResNet({ depth: 101 as 18 }), /depth must be 18, 34 or 50/);
+  assert.throws(() => new ResNet({ stem: 'tiny' as 'cifar' }), /stem must be one of 'imagenet', 'cifar', 'cifar-stride2', got 'tiny'/);
+});
+
+test("ResNet stems: 'cifar' keeps the input resolution into layer1, 'cifar-stride2' halves it, 'imagenet' quarters it", () => {
+  torch.manualSeed(0);
+  const x = torch.randn([1, 1, 32, 32]);
+  for (const [stem, side] of [['cifar', 32], ['cifar-stride2', 16], ['imagenet', 8]] as const) {
+    const net = new ResNet({ depth: 18, stem, width: 4, inChannels: 1 }).eval();
+    const h = torch.noGrad(() => {
+      let y = net.bn1.forward(net.conv1.forward(x)).relu_();
+      if (net.maxpool) y = net.maxpool.forward(y);
+      return net.layer1.forward(y);
+    });
+    assert.deepEqual(h.shape, [1, 4, side, side], stem);
+    assert.deepEqual(net.conv1.weight.shape, stem === 'imagenet' ? [4, 1, 7, 7] : [4, 1, 3, 3], stem);
+  }
 });
 
 test('ResNet parameter names follow torchvision', () => {

@@ -86,7 +86,7 @@ export function addClipTrainOptions(cmd: Command): void {
 
 /** SSL options that mean nothing for CLIP: given explicitly, they are an error rather than silently ignored. */
 const SSL_ONLY: Record<string, string> = {
-  backbone: '--backbone', width: '--width', channels: '--channels', memoryBankSize: '--memory-bank-size', minScale: '--min-scale',
+  backbone: '--backbone', width: '--width', stem: '--stem', channels: '--channels', memoryBankSize: '--memory-bank-size', minScale: '--min-scale',
   cjStrength: '--cj-strength', blur: '--blur', knnEvery: '--knn-every', dataRoot: '--data-root',
 };
 const CLIP_ONLY: Record<string, string> = {

@@ -13,6 +13,7 @@ import { embedIndices, knnMonitor } from '../engine/evaluate.js';
 import { existsSync, statSync } from 'node:fs';
 import { intArg, floatArg } from './args.js';
 import { trainClipCommand, checkNoClipOptions } from './clip.js';
+import { RESNET_STEMS } from '../models/index.js';
 
 export function registerTrainCommands(p: Command): void {
   p.command('train')
@@ -24,6 +25,7 @@ export function registerTrainCommands(p: Command): void {
     .option('--batch <n>', 'images per batch (lr scales with batch/256)', intArg('--batch', 2), 256)
     .addOption(new Option('--backbone <name>', 'backbone').choices(['resnet18', 'resnet34', 'resnet50', 'vit-tiny', 'vit-small']).default('resnet18'))
     .option('--width <n>', 'channels of the first ResNet stage (64 in the paper) or ViT width', intArg('--width', 1), 16)
+    .addOption(new Option('--stem <name>', "ResNet stem: cifar (3×3/1) for small images, imagenet (7×7/2 + max-pool), cifar-stride2 (3×3/2: ≈ 3.5× faster at 28 px, more epochs per hour); auto picks cifar up to 64 px").choices(['auto', ...RESNET_STEMS]).default('auto'))
     .option('--image-size <n>', 'training resolution (default 28 for (fashion-)mnist, 96 for folders)', intArg('--image-size', 8))
     .addOption(new Option('--channels <n>', 'input channels').choices(['1', '3']))
     .addOption(new Option('--optimizer <name>', 'optimizer').choices(['sgd', 'lars', 'adamw']).default('sgd'))
@@ -49,7 +51,7 @@ export function registerTrainCommands(p: Command): void {
       checkNoClipOptions(cmd, o.method);
       const temperature = o.temperature ?? (o.method === 'moco' ? 0.2 : undefined);
       const r = await train({
-        method: o.method, data: o.data, dataRoot: o.dataRoot, epochs: o.epochs, batch: o.batch, backbone: o.backbone, width: o.width,
+        method: o.method, data: o.data, dataRoot: o.dataRoot, epochs: o.epochs, batch: o.batch, backbone: o.backbone, width: o.width, stem: o.stem,
         imageSize: o.imageSize, channels: o.channels ? (Number(o.channels) as 1 | 3) : undefined, optimizer: o.optimizer, lr: o.lr,
         weightDecay: o.weightDecay, warmupEpochs: o.warmupEpochs, temperature, memoryBankSize: o.memoryBankSize, minScale: o.minScale,
         cjStrength: o.cjStrength, blur: o.blur, seed: o.seed, threads: o.threads, knnEvery: o.knnEvery, maxStepsPerEpoch: o.maxStepsPerEpoch,

@@ -14,7 +14,7 @@ import path from 'node:path';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import { FashionMNIST, ImageFolder, InMemoryDataset, MNIST, balancedSubset, randomSplitIndices } from '../data/index.js';
-import { createBackbone, type BackboneSpec } from '../models/index.js';
+import { createBackbone, type BackboneSpec, type ResNetStem } from '../models/index.js';
 import type { Classifier } from '../models/classifier.js';
 import { DataError } from './data.js';
 import { embedIndices } from './evaluate.js';
@@ -25,7 +25,7 @@ export interface ModelInputConfig {
   backbone: BackboneSpec['name'];
   width: number;
   imageSize: number;
-  stem: 'auto' | 'cifar' | 'imagenet';
+  stem: 'auto' | ResNetStem;
   channels: 1 | 3;
   mean: number[];
   std: number[];
