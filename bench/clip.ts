@@ -6,10 +6,12 @@
  * plain torch.nn, as HF's modeling_clip.py computes it) on the SAME weights (written to a
  * temporary safetensors file that both load), in the same session.
  *
- * The machine is shared, so the two are measured interleaved: the reference runs as a server
- * process, and each round times one dyad pass, then one PyTorch pass, of the same batch (both
- * with `threads` threads, never at the same time). Rates come from the median pass time;
- * `ratio` = dyad / PyTorch (> 1: dyad is faster).
+ * The machine is shared, so they are measured interleaved: the reference runs as a server
+ * process (two of them: PyTorch with its default environment, and with the OpenMP/OpenBLAS
+ * settings dyad makes for itself, see src/torch/native.ts), and each round times one dyad pass,
+ * then one pass of each reference, of the same batch (all with `threads` threads, never at the
+ * same time). Rates come from the median pass time; `ratio` = dyad / PyTorch as installed,
+ * `ratio_dyad_env` = dyad / PyTorch in dyad's environment (> 1: dyad is faster).
  *
  * Flags: --image-batch 32 --text-batch 256 --rounds 5 --threads 2 --no-reference
  *        --layers N (both towers; default 12, fewer for a quick look)
@@ -23,14 +25,14 @@ import * as torch from '../src/torch/index.js';
 import { CLIPModel } from '../src/models/clip/model.js';
 import { toHFConfig } from '../src/models/clip/config.js';
 import { saveFile } from '../src/torch/safetensors.js';
-import { emit, machine, num, referenceEnv, torchPython } from './common.js';
+import { emit, machine, num, referenceEnv, torchPython, type ReferenceEnv } from './common.js';
 
 /** The PyTorch reference as a server: `pass('image')` resolves to the seconds of one forward pass. */
-async function startReference(args: (string | number)[]): Promise<{ pass(what: 'image' | 'text'): Promise<number>; close(): void } | null> {
+async function startReference(args: (string | number)[], which: ReferenceEnv): Promise<{ pass(what: 'image' | 'text'): Promise<number>; close(): void } | null> {
   const py = torchPython();
   const file = path.resolve('bench', 'reference', 'clip_reference.py');
   if (py === null || !existsSync(file)) return null;
-  const child = spawn(py, [file, ...args.map(String), '--serve'], { stdio: ['pipe', 'pipe', 'inherit'], env: referenceEnv() });
+  const child = spawn(py, [file, ...args.map(String), '--serve'], { stdio: ['pipe', 'pipe', 'inherit'], env: referenceEnv(which) });
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
   const next = async (): Promise<string> => {
     const r = await lines.next();
@@ -76,12 +78,16 @@ export async function main(args: Record<string, unknown>): Promise<void> {
     ids.narrow(1, 76, 1).fill_(49407);
   });
   let ref: Awaited<ReturnType<typeof startReference>> = null;
+  let refDyadEnv: Awaited<ReturnType<typeof startReference>> = null;
   try {
     const weights = path.join(dir, 'model.safetensors');
     const config = path.join(dir, 'config.json');
     torch.scope(() => saveFile(model.stateDict(), weights, { format: 'pt' }));
     writeFileSync(config, JSON.stringify(toHFConfig(model.config)));
-    if (!args['no-reference']) ref = await startReference([weights, config, imageBatch, textBatch, 1, threads]);
+    if (!args['no-reference']) {
+      ref = await startReference([weights, config, imageBatch, textBatch, 1, threads], 'default');
+      refDyadEnv = await startReference([weights, config, imageBatch, textBatch, 1, threads], 'dyad');
+    }
 
     const dyadPass = (what: 'image' | 'text'): number => {
       const t0 = performance.now();
@@ -93,23 +99,30 @@ export async function main(args: Record<string, unknown>): Promise<void> {
       const n = what === 'image' ? imageBatch : textBatch;
       dyadPass(what); // warm-up
       await ref?.pass(what);
+      await refDyadEnv?.pass(what);
       const ours: number[] = [];
       const theirs: number[] = [];
+      const theirsDyadEnv: number[] = [];
       for (let r = 0; r < rounds; r++) {
         ours.push(dyadPass(what));
         if (ref) theirs.push(await ref.pass(what));
+        if (refDyadEnv) theirsDyadEnv.push(await refDyadEnv.pass(what));
       }
       const dyadRate = n / median(ours);
       const torchRate = ref ? n / median(theirs) : null;
+      const torchDyadEnvRate = refDyadEnv ? n / median(theirsDyadEnv) : null;
       emit({
         bench: 'clip', what, batch: n, ...(what === 'text' ? { tokens: 77 } : {}), dyad_per_s: Number(dyadRate.toFixed(2)),
         torch_per_s: torchRate === null ? null : Number(torchRate.toFixed(2)), ratio: torchRate === null ? null : Number((dyadRate / torchRate).toFixed(3)),
-        dyad_s: ours.map((s) => Number(s.toFixed(3))), torch_s: theirs.map((s) => Number(s.toFixed(3))),
+        torch_dyad_env_per_s: torchDyadEnvRate === null ? null : Number(torchDyadEnvRate.toFixed(2)),
+        ratio_dyad_env: torchDyadEnvRate === null ? null : Number((dyadRate / torchDyadEnvRate).toFixed(3)),
+        dyad_s: ours.map((s) => Number(s.toFixed(3))), torch_s: theirs.map((s) => Number(s.toFixed(3))), torch_dyad_env_s: theirsDyadEnv.map((s) => Number(s.toFixed(3))),
         threads, layers, rounds, leaked_tensors: torch.memory().count - before, torch_version: torch.buildInfo().torchVersion, ...machine(),
       });
     }
   } finally {
     ref?.close();
+    refDyadEnv?.close();
     px.dispose();
     ids.dispose();
     model.dispose();

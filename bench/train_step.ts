@@ -49,12 +49,18 @@ export async function main(args: Record<string, unknown>): Promise<void> {
   const size = num(args.size, 28);
   const channels = num(args.channels, 1);
   torch.setNumThreads(threads);
-  const ref = args['no-reference'] || size !== 28 || channels !== 1 ? null : runReference('torch_reference.py', [width, batch, steps, threads]);
-  const refImgPerS = ref ? Number(/img_per_s=([\d.]+)/.exec(ref)?.[1]) : null;
+  const noRef = Boolean(args['no-reference']) || size !== 28 || channels !== 1;
+  // PyTorch as it runs by default, and with the OpenMP/OpenBLAS settings dyad chose (common.ts)
+  const ref = noRef ? null : runReference('torch_reference.py', [width, batch, steps, threads]);
+  const refDyadEnv = noRef ? null : runReference('torch_reference.py', [width, batch, steps, threads], 'dyad');
+  const rate = (line: string | null): number | null => (line ? Number(/img_per_s=([\d.]+)/.exec(line)?.[1]) : null);
+  const refImgPerS = rate(ref);
+  const refDyadEnvImgPerS = rate(refDyadEnv);
   for (const v of variants) {
     const imgPerS = measure({ width, batch, steps, concat: v !== 'separate', channelsLast: v === 'channels-last', size, channels });
     emit({ bench: 'train-step', variant: v, size, channels, width, batch, threads, img_per_s: Number(imgPerS.toFixed(1)),
-      torch_img_per_s: refImgPerS, ratio: refImgPerS ? Number((imgPerS / refImgPerS).toFixed(3)) : null, ...machine() });
+      torch_img_per_s: refImgPerS, ratio: refImgPerS ? Number((imgPerS / refImgPerS).toFixed(3)) : null,
+      torch_dyad_env_img_per_s: refDyadEnvImgPerS, ratio_dyad_env: refDyadEnvImgPerS ? Number((imgPerS / refDyadEnvImgPerS).toFixed(3)) : null, ...machine() });
   }
-  if (ref) console.error(`reference: ${ref}`);
+  if (ref) console.error(`reference: ${ref}\nreference with dyad's environment: ${refDyadEnv}`);
 }
