@@ -6,7 +6,7 @@
  * (kNN top-1 on the 10k test set against a bank of the 60k training images, full-pipeline
  * views/s = data + augmentation + step, both views counted as the reference does), then the
  * PyTorch reference step in the same session for the ratio.
- * Flags: --methods simclr,moco --epochs 10 --width 16 --batch 256 --threads 2 --out runs/bench
+ * Flags: --methods simclr,moco --epochs 10 --width 16 --batch 256 --threads 2 --stem cifar --out runs/bench
  *        plus any training option (--min-scale, --cj-strength, --temperature, --lr, ...).
  */
 import { train } from '../src/engine/trainer.js';
@@ -29,11 +29,12 @@ export async function main(args: Record<string, unknown>): Promise<void> {
     const out = `${String(args.out ?? 'runs/bench')}-${method}`;
     const r = await train({
       method, data: 'fashion-mnist', epochs, batch, width, threads, backbone: 'resnet18', knnEvery: num(args['knn-every'], 1), knnBankSize: 60000,
-      temperature: method === 'moco' ? 0.2 : 0.5, out, channelsLast: args['channels-last'] !== 'false', concatViews: args['concat-views'] !== 'false', ...extra,
+      stem: (args.stem as TrainConfig['stem'] | undefined) ?? 'auto', temperature: method === 'moco' ? 0.2 : 0.5, out, channelsLast: args['channels-last'] !== 'false', concatViews: args['concat-views'] !== 'false', ...extra,
     }, { silent: !args.verbose, onEpoch: (m) => emit({ bench: 'knn', method, ...m, views_per_s: Number((2 * m.img_per_s).toFixed(1)) }) });
     results[method] = { knn_top1: r.metrics.map((m) => m.knn_top1 ?? null), views_per_s: r.metrics.map((m) => Number((2 * m.img_per_s).toFixed(1))), out };
   }
-  const ref = args['no-reference'] ? null : runReference('torch_reference.py', [width, batch, 5, threads]);
-  const refImgPerS = ref ? Number(/img_per_s=([\d.]+)/.exec(ref)?.[1]) : null;
-  emit({ bench: 'knn-summary', epochs, width, batch, threads, ...results, torch_step_img_per_s: refImgPerS, ...machine() });
+  const rate = (line: string | null): number | null => (line ? Number(/img_per_s=([\d.]+)/.exec(line)?.[1]) : null);
+  const refImgPerS = args['no-reference'] ? null : rate(runReference('torch_reference.py', [width, batch, 5, threads]));
+  const refDyadEnvImgPerS = args['no-reference'] ? null : rate(runReference('torch_reference.py', [width, batch, 5, threads], 'dyad'));
+  emit({ bench: 'knn-summary', epochs, width, batch, threads, stem: args.stem ?? 'auto', ...results, torch_step_img_per_s: refImgPerS, torch_dyad_env_step_img_per_s: refDyadEnvImgPerS, ...machine() });
 }
