@@ -168,9 +168,22 @@ export function setNumThreads(n: number): void {
 export function getNumThreads(): number {
   return N.getNumThreads!();
 }
-/** Live native tensor handles in this process (all threads) and the bytes they view. */
-export function memory(): { count: number; bytes: number } {
+/**
+ * Live native tensor handles in this process (all threads), the bytes of the storages they hold,
+ * and `cachedBytes`: freed CPU blocks that dyad's caching allocator keeps for reuse (as
+ * `torch.cuda.memory_reserved() - memory_allocated()` counts on a GPU; see `emptyCache`).
+ */
+export function memory(): { count: number; bytes: number; cachedBytes: number } {
   return N.memory!();
+}
+/**
+ * Returns the idle blocks of dyad's CPU caching allocator to the system (PyTorch's
+ * `torch.cuda.empty_cache()`, for CPU memory). Tensors in use are not touched. Large freed blocks
+ * are otherwise kept, up to DYAD_CPU_CACHE_MB (default min(RAM/8, 4 GiB)), so that the next step
+ * reuses them instead of page-faulting in fresh memory; DYAD_CPU_CACHING_ALLOCATOR=0 turns it off.
+ */
+export function emptyCache(): void {
+  N.emptyCache!();
 }
 /** libtorch's version, build configuration and parallel backend. */
 export function buildInfo(): { torchVersion: string; config: string; parallel: string; cuda: boolean; mkldnn: boolean } {
