@@ -180,8 +180,7 @@ Napi::Value memory(Args& a) {
   auto out = Napi::Object::New(a.env());
   out.Set("count", Napi::Number::New(a.env(), double(Stats::count.load())));
   out.Set("bytes", Napi::Number::New(a.env(), double(Stats::bytes.load())));
-  const CacheStats c = cpuCacheStats();
-  out.Set("cachedBytes", Napi::Number::New(a.env(), double(c.idleBytes)));
+  out.Set("cachedBytes", Napi::Number::New(a.env(), double(cpuCacheIdleBytes())));
   return out;
 }
 
@@ -292,7 +291,7 @@ Napi::Value setErrorClass(Args& a) {
 const std::vector<OpEntry> kCore = {
     {"fromBuffer", fromBuffer},     {"fromBufferShared", fromBufferShared}, {"toBuffer", toBuffer},         {"info", info},
     {"strides", strides},           {"item", item},                 {"free", freeTensor},
-    {"memory", memory},             {"emptyCache", emptyCache},             {"backward", backward},         {"autogradGrad", autogradGrad},
+    {"memory", memory},             {"emptyCache", emptyCache},     {"backward", backward},         {"autogradGrad", autogradGrad},
     {"grad", grad},                 {"setGrad", setGrad},           {"requiresGrad", requiresGrad},
     {"isLeaf", isLeaf},             {"retainGrad", retainGrad},     {"gradEnabled", gradEnabled},
     {"isContiguous", isContiguous}, {"sameStorage", sameStorage},   {"setNumThreads", setNumThreads},

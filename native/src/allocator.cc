@@ -5,6 +5,7 @@
 #include <c10/core/impl/alloc_cpu.h>
 #include <torch/version.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -52,9 +53,9 @@ class CachingCPUAllocator final : public c10::Allocator {
 #endif
   c10::DeleterFnPtr raw_deleter() const override { return &release; }
 
-  CacheStats stats() {
+  size_t idleBytes() {
     std::lock_guard<std::mutex> lock(mu_);
-    return {idle_, inUse_, cap_};
+    return idle_;
   }
 
   void emptyCache() {
@@ -86,14 +87,12 @@ class CachingCPUAllocator final : public c10::Allocator {
         p = it->second.back();
         it->second.pop_back();
         idle_ -= size;
-        inUse_ += size;
       }
     }
     if (p == nullptr) {
       p = c10::alloc_cpu(size);  // throws c10::Error (libtorch's out-of-memory message) on failure
       std::lock_guard<std::mutex> lock(mu_);
       blocks_[p] = size;
-      inUse_ += size;
     }
     return {p, p, &release, c10::Device(c10::DeviceType::CPU)};
   }
@@ -106,7 +105,6 @@ class CachingCPUAllocator final : public c10::Allocator {
       auto it = blocks_.find(p);
       if (it != blocks_.end()) {
         const size_t size = it->second;
-        inUse_ -= size;
         if (idle_ + size <= cap_) {
           free_[size].push_back(p);
           idle_ += size;
@@ -121,7 +119,7 @@ class CachingCPUAllocator final : public c10::Allocator {
   std::mutex mu_;
   std::unordered_map<void*, size_t> blocks_;              // every cached-class block: its size class
   std::unordered_map<size_t, std::vector<void*>> free_;   // idle blocks per size class
-  size_t idle_ = 0, inUse_ = 0;
+  size_t idle_ = 0;
   const size_t cap_;
 };
 
@@ -158,8 +156,8 @@ void installAllocators() {
   });
 }
 
-CacheStats cpuCacheStats() {
-  return CachingCPUAllocator::instance ? CachingCPUAllocator::instance->stats() : CacheStats{};
+size_t cpuCacheIdleBytes() {
+  return CachingCPUAllocator::instance ? CachingCPUAllocator::instance->idleBytes() : 0;
 }
 
 void emptyCpuCache() {

@@ -8,15 +8,10 @@
 
 namespace dyad {
 
-struct CacheStats {
-  size_t idleBytes = 0;   // cached, free for reuse
-  size_t inUseBytes = 0;  // handed out from cacheable size classes
-  size_t capBytes = 0;    // the idle cap (0: caching allocator not installed)
-};
-
 /// Installs the malloc tuning and the caching allocator; once per process, before any tensor.
 void installAllocators();
-CacheStats cpuCacheStats();
+/// Bytes of freed blocks the cache holds for reuse (torch.memory().cachedBytes).
+size_t cpuCacheIdleBytes();
 /// Frees every idle cached block (torch.emptyCache()).
 void emptyCpuCache();
 
