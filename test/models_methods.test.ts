@@ -139,3 +139,19 @@ test('SimCLR concatViews: one batch of 2N (BN over both views) or one per view, 
   joint.dispose();
   perView.dispose();
 });
+
+test('SimCLR headLayers: 2 (v1) or 3 (v2) Linear layers from the spec and the train config; others rejected', async () => {
+  const { createMethod } = await import('../src/methods/index.js');
+  const { resolveConfig } = await import('../src/engine/config.js');
+  const { buildMethod } = await import('../src/engine/trainer.js');
+  const linears = (m: SimCLR): number => m.projection_head.layers.children().filter((c) => c instanceof nn.Linear).length;
+  const spec = { method: 'simclr' as const, backbone: { name: 'resnet18' as const, inChannels: 1, imageSize: 16, width: 4, stem: 'cifar' as const } };
+  const v1 = createMethod(spec) as SimCLR;
+  const v2 = createMethod({ ...spec, headLayers: 3 }) as SimCLR;
+  assert.equal(linears(v1), 2);
+  assert.equal(linears(v2), 3);
+  const fromConfig = buildMethod(resolveConfig({ headLayers: 3, width: 4, channels: 1, imageSize: 16 })) as SimCLR;
+  assert.equal(linears(fromConfig), 3);
+  assert.throws(() => resolveConfig({ headLayers: 4 as never }), /headLayers must be 2 or 3, got 4/);
+  for (const m of [v1, v2, fromConfig]) m.dispose();
+});

@@ -43,6 +43,8 @@ export interface TrainConfig {
    * of the benchmark do).
    */
   concatViews: boolean;
+  /** SimCLR: projection-head depth, 2 (SimCLR v1, Linear → BN → ReLU → Linear) or 3 (SimCLR v2, Chen et al. 2020b §2). */
+  headLayers: 2 | 3;
   /** Augmentation: smallest crop scale, colour-jitter strength, blur probability. */
   minScale: number;
   cjStrength: number;
@@ -73,7 +75,7 @@ export function defaultConfig(): TrainConfig {
   return {
     method: 'simclr', data: 'fashion-mnist', epochs: 10, batch: 256, backbone: 'resnet18', width: 16, imageSize: 0, stem: 'auto', channels: 1,
     optimizer: 'sgd', lr: 0.12, momentum: 0.9, weightDecay: 5e-4, warmupEpochs: 0, temperature: 0.5,
-    memoryBankSize: 4096, emaMomentum: 0.99, concatViews: true, minScale: 0.2, cjStrength: 0.5, blur: 0, seed: 0, out: 'runs/train',
+    memoryBankSize: 4096, emaMomentum: 0.99, concatViews: true, headLayers: 2, minScale: 0.2, cjStrength: 0.5, blur: 0, seed: 0, out: 'runs/train',
     knnEvery: 1, knnK: 200, knnTemperature: 0.1, knnBankSize: 10000, threads: 0, maxStepsPerEpoch: 0, channelsLast: true, cache: 'auto',
   };
 }
@@ -110,6 +112,7 @@ export function resolveConfig(...parts: Partial<TrainConfig>[]): TrainConfig {
   positiveInt('maxStepsPerEpoch', 0);
   if (!(c.lr > 0)) throw new RangeError(`lr must be positive, got ${c.lr}`);
   if (!(c.temperature > 0)) throw new RangeError(`temperature must be positive, got ${c.temperature}`);
+  if (c.headLayers !== 2 && c.headLayers !== 3) throw new RangeError(`headLayers must be 2 or 3, got ${String(c.headLayers)}`);
   if (c.channels !== 1 && c.channels !== 3) throw new RangeError(`channels must be 1 or 3, got ${String(c.channels)}`);
   return c;
 }

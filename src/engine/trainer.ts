@@ -72,7 +72,7 @@ export function modelConfig(c: TrainConfig, d: { channels: number; imageSize: nu
 
 export function buildMethod(c: TrainConfig): Method {
   return createMethod({
-    method: c.method, temperature: c.temperature, memoryBankSize: c.memoryBankSize, emaMomentum: c.emaMomentum, concatViews: c.concatViews,
+    method: c.method, temperature: c.temperature, memoryBankSize: c.memoryBankSize, emaMomentum: c.emaMomentum, concatViews: c.concatViews, headLayers: c.headLayers,
     backbone: { name: c.backbone, inChannels: c.channels, imageSize: c.imageSize, width: c.width, stem: c.stem === 'auto' ? undefined : c.stem },
   });
 }

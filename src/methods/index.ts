@@ -17,13 +17,15 @@ export interface MethodSpec {
   emaMomentum?: number;
   /** SimCLR: one forward over both views (see `SimCLROptions.concatViews`). */
   concatViews?: boolean;
+  /** SimCLR: projection-head depth (see `SimCLRProjectionHead.numLayers`). */
+  headLayers?: 2 | 3;
 }
 
 /** Builds a method by name (the lookup table the trainer and checkpoints use). */
 export function createMethod(spec: MethodSpec): Method {
   switch (spec.method) {
     case 'simclr':
-      return new SimCLR(createBackbone(spec.backbone), { temperature: spec.temperature, concatViews: spec.concatViews });
+      return new SimCLR(createBackbone(spec.backbone), { temperature: spec.temperature, concatViews: spec.concatViews, numLayers: spec.headLayers });
     case 'moco':
       return new MoCoV2(() => createBackbone(spec.backbone), { temperature: spec.temperature, memoryBankSize: spec.memoryBankSize, momentum: spec.emaMomentum });
     default:
