@@ -42,7 +42,7 @@ export function registerTrainCommands(p: Command): void {
     .option('--knn-every <n>', 'run the kNN monitor every N epochs (0: never)', intArg('--knn-every', 0))
     .option('--max-steps-per-epoch <n>', 'cap steps per epoch (quick runs)', intArg('--max-steps-per-epoch', 0))
     .option('--no-concat-views', 'SimCLR: encode each view in its own batch (batch-norm statistics per view) instead of both in one')
-    .addOption(new Option('--head-layers <n>', 'SimCLR: projection-head depth, 2 (SimCLR v1) or 3 (SimCLR v2)').choices(['2', '3']).default('2'))
+    .addOption(new Option('--head-layers <n>', 'SimCLR: projection-head depth, 2 (SimCLR v1) or 3 (SimCLR v2)').choices(['2', '3']))
     .option('--no-channels-last', "use PyTorch's default contiguous memory format instead of channels-last")
     .addOption(new Option('--cache <mode>', 'folder data: decode all images into memory (true), decode each batch from the files while training (false), or true when they fit in a quarter of the RAM (auto)').choices(['auto', 'true', 'false']).default('auto'))
     .option('--out <dir>', 'run folder', 'runs/train')
@@ -56,7 +56,7 @@ export function registerTrainCommands(p: Command): void {
         imageSize: o.imageSize, channels: o.channels ? (Number(o.channels) as 1 | 3) : undefined, optimizer: o.optimizer, lr: o.lr,
         weightDecay: o.weightDecay, warmupEpochs: o.warmupEpochs, temperature, memoryBankSize: o.memoryBankSize, minScale: o.minScale,
         cjStrength: o.cjStrength, blur: o.blur, seed: o.seed, threads: o.threads, knnEvery: o.knnEvery, maxStepsPerEpoch: o.maxStepsPerEpoch,
-        channelsLast: o.channelsLast, concatViews: o.concatViews, headLayers: Number(o.headLayers) as 2 | 3, cache: o.cache === 'auto' ? 'auto' : o.cache === 'true', out: o.out,
+        channelsLast: o.channelsLast, concatViews: o.concatViews, headLayers: o.headLayers ? (Number(o.headLayers) as 2 | 3) : undefined, cache: o.cache === 'auto' ? 'auto' : o.cache === 'true', out: o.out,
       }, { resume: Boolean(o.resume) });
       const last = r.metrics.at(-1);
       console.log(`done: ${r.config.out}  loss ${last?.loss.toFixed(4)}` + (last?.knn_top1 !== undefined ? `  knn_top1 ${(last.knn_top1 * 100).toFixed(2)}%` : '') +
