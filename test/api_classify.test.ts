@@ -120,6 +120,29 @@ test('linear probe with 25% of the labels beats chance and writes a classifier c
   clf.dispose();
 });
 
+test('linear probe on grid-pooled features of the last two stages: the checkpoint records the pooling and reloads to the same predictions', async () => {
+  const out = path.join(root, 'probe-grid.safetensors');
+  const clf = await embedder.linearProbe({ data: dataDir, featureStages: 2, featureGrid: 2, out, silent: true, lrs: [0.01], weightDecays: [0] });
+  const m = clf.metrics as { top1: number };
+  console.log(`# grid-feature linear probe top-1 ${m.top1}`);
+  assert.ok(m.top1 > 0.5, `probe top-1 ${m.top1} (chance is 0.25)`);
+  const ck = loadCheckpoint(out);
+  // width 8 at 16×16 with the CIFAR stem: layer3 is 32 channels at 4×4, layer4 64 at 2×2, each pooled to 2×2
+  assert.deepEqual(ck.model.get('head.weight')!.shape, [4, 32 * 4 + 64 * 4]);
+  assert.equal(ck.meta.config.featureStages, 2);
+  assert.equal(ck.meta.config.featureGrid, 2);
+  disposeCheckpoint(ck);
+  const loaded = await Model.load(out);
+  const img = path.join(dataDir, 'val', 'diagonal', '3.png');
+  const [a] = await clf.predict(img, { embed: true });
+  const [b] = await loaded.predict(img, { embed: true });
+  assert.ok(a!.probs.data.every((p, i) => Math.abs(p - b!.probs.data[i]!) < 1e-5));
+  assert.equal(b!.embedding!.length, 384);
+  assert.ok(Math.abs((await loaded.val()).top1 - m.top1) < 1e-9);
+  loaded.dispose();
+  clf.dispose();
+});
+
 test('fine-tuning the whole network with 25% of the labels beats chance', async () => {
   const clf = await embedder.finetune({ data: dataDir, labelFraction: 0.25, epochs: 1, minSteps: 40, batch: 20, silent: true });
   const m = clf.metrics as { top1: number; labels: number; steps: number };
@@ -192,6 +215,15 @@ test('CLI: dyad probe, dyad finetune, dyad val', () => {
   assert.equal(r.status, 0, r.stderr);
   assert.equal(JSON.parse(r.stdout).labels, 16);
   assert.ok(existsSync(ft));
+  const grid = path.join(root, 'cli-probe-grid.safetensors');
+  r = run('probe', '--weights', weights, '--data', dataDir, '--out', grid, '--feature-stages', '2', '--feature-grid', '2', '--threads', '1', '--json');
+  assert.equal(r.status, 0, r.stderr);
+  const ck = loadCheckpoint(grid);
+  assert.deepEqual([ck.meta.config.featureStages, ck.meta.config.featureGrid, ck.model.get('head.weight')!.size(1)], [2, 2, 384]);
+  disposeCheckpoint(ck);
+  r = run('probe', '--weights', weights, '--data', dataDir, '--out', grid, '--feature-stages', '5');
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /--feature-stages counts a ResNet's last stages: 1, 2, 3 or 4, got '5'/);
   r = run('probe', '--weights', weights, '--data', path.join(root, 'nowhere'), '--out', out);
   assert.equal(r.status, 1);
   assert.match(r.stderr, /dyad: error: data folder .*nowhere does not exist/);

@@ -23,6 +23,33 @@ test('ResNet-18/34/50 with every stem: pooled features and featureDim', () => {
   assert.throws(() => new ResNet({ stem: 'tiny' as 'cifar' }), /stem must be one of 'imagenet', 'cifar', 'cifar-stride2', got 'tiny'/);
 });
 
+test('ResNet feature pooling: the last N stages, each pooled to a G×G grid, concatenated (featureStages / featureGrid)', () => {
+  torch.manualSeed(0);
+  const x = torch.randn([2, 1, 28, 28]);
+  const plain = new ResNet({ depth: 18, stem: 'cifar-stride2', width: 4, inChannels: 1 }).eval();
+  const grid = new ResNet({ depth: 18, stem: 'cifar-stride2', width: 4, inChannels: 1, featureStages: 2, featureGrid: 2 }).eval();
+  torch.noGrad(() => grid.loadStateDict(plain.stateDict()));
+  // layer4 is 32 channels at 2×2, layer3 16 channels at 4×4: 16·4 + 32·4
+  assert.equal(plain.featureDim, 32);
+  assert.equal(grid.featureDim, 16 * 4 + 32 * 4);
+  torch.noGrad(() => {
+    const maps = plain.stages(x);
+    assert.deepEqual(maps.map((m) => m.shape), [[2, 4, 14, 14], [2, 8, 7, 7], [2, 16, 4, 4], [2, 32, 2, 2]]);
+    const f = grid.forward(x);
+    assert.deepEqual(f.shape, [2, grid.featureDim]);
+    // layer3's 4×4 map pooled 2×2 by hand, then layer4's 2×2 map as it is, channel-major
+    const l3 = maps[2]!.reshape([2, 16, 2, 2, 2, 2]).mean([3, 5]).flatten(1);
+    const expected = torch.cat([l3, maps[3]!.flatten(1)], 1);
+    assert.ok(f.allclose(expected, { atol: 1e-5 }), 'grid features = the stages\' maps average-pooled to 2×2');
+    // the mean over a stage's grid cells is its global pool: the default features
+    const last = f.narrow(1, 64, 128).reshape([2, 32, 4]).mean(2);
+    assert.ok(last.allclose(plain.forward(x), { atol: 1e-5 }));
+  });
+  assert.throws(() => new ResNet({ featureStages: 5 }), /featureStages must be 1, 2, 3 or 4/);
+  assert.throws(() => new ResNet({ featureGrid: 0 }), /featureGrid must be a positive integer/);
+  assert.throws(() => createBackbone({ name: 'vit-tiny', inChannels: 1, imageSize: 28, featureGrid: 2 }), /vit-tiny: featureStages \/ featureGrid pool a ResNet's conv maps/);
+});
+
 test("ResNet stems: 'cifar' keeps the input resolution into layer1, 'cifar-stride2' halves it, 'imagenet' quarters it", () => {
   torch.manualSeed(0);
   const x = torch.randn([1, 1, 32, 32]);

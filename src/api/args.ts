@@ -65,12 +65,16 @@ export interface ClassifyArgs {
   weightDecays?: number[];
   valFraction?: number;
   probeEpochs?: number;
+  /** ResNet feature pooling for the new classifier (`ResNetOptions`): the last N stages, each pooled to a G×G grid. Default 1 / 1. */
+  featureStages?: number;
+  featureGrid?: number;
 }
 
 export const CLASSIFY_DEFAULTS: Omit<ClassifyArgs, 'data'> = { labelFraction: 1, seed: 0, threads: 0, silent: false };
 
 const CLASSIFY_KEYS = ['data', 'dataRoot', 'labelFraction', 'seed', 'out', 'threads', 'silent', 'epochs', 'batch', 'lr', 'weightDecay', 'backboneLrScale',
-  'minSteps', 'maxSteps', 'minScale', 'hflip', 'labelSmoothing', 'lrs', 'weightDecays', 'valFraction', 'probeEpochs'];
+  'minSteps', 'maxSteps', 'minScale', 'hflip', 'labelSmoothing', 'lrs', 'weightDecays', 'valFraction', 'probeEpochs',
+  'featureStages', 'featureGrid'];
 
 /** `train()` takes the training config plus these. */
 export interface TrainExtras {

@@ -39,6 +39,11 @@ export type ModelOverrides = Partial<PredictArgs & ValArgs & ClassifyArgs & Trai
 
 const ALL_KEYS = new Set<string>(Object.values(KNOWN_KEYS).flat());
 
+/** A new classifier's feature pooling: the call's, else the source network's (absent: the backbone's default, global). */
+function poolingOf(net: Net, a: ClassifyArgs): Pick<ClassifyArgs, 'featureStages' | 'featureGrid'> {
+  return { featureStages: a.featureStages ?? net.config.featureStages, featureGrid: a.featureGrid ?? net.config.featureGrid };
+}
+
 export class Model implements Embedder {
   #net: Net | null;
   #task: Task;
@@ -216,7 +221,7 @@ export class Model implements Embedder {
   }
 
   #classifierModel(net: Net, a: ClassifyArgs, mode: 'linear-probe' | 'finetune', r: { model: Net['module']; names: string[]; metrics: Record<string, unknown> & { labels: number; top1: number; top5: number; n: number; split: string } }): Model {
-    const config = { ...net.config, data: a.data, dataRoot: a.dataRoot } as NetConfig;
+    const config = { ...net.config, data: a.data, dataRoot: a.dataRoot, ...poolingOf(net, a) } as NetConfig;
     const provenance = { mode, from: net.weights ?? undefined, labelFraction: a.labelFraction, labels: r.metrics.labels, data: a.data };
     const summary = { top1: r.metrics.top1, top5: r.metrics.top5, split: r.metrics.split, n: r.metrics.n };
     const clf = new Net('classifier', r.model, config, r.names, null, { task: 'classifier', names: r.names, metrics: summary, extra: { classifier: provenance } });
@@ -238,7 +243,7 @@ export class Model implements Embedder {
     const { imageSize, channels, mean, std } = net.config;
     const data = await loadLabelledData({ data: a.data, dataRoot: a.dataRoot, imageSize, channels, seed: a.seed });
     try {
-      const r = runLinearProbe(net.copyBackbone(), data, { mean, std }, {
+      const r = runLinearProbe(net.copyBackbone(poolingOf(net, a)), data, { mean, std }, {
         labelFraction: a.labelFraction, seed: a.seed, lrs: a.lrs, weightDecays: a.weightDecays, valFraction: a.valFraction, epochs: a.probeEpochs,
         featureBatch: a.batch, silent: a.silent,
       });
@@ -259,7 +264,7 @@ export class Model implements Embedder {
     const { imageSize, channels, mean, std } = net.config;
     const data = await loadLabelledData({ data: a.data, dataRoot: a.dataRoot, imageSize, channels, seed: a.seed });
     try {
-      const r = runFinetune(net.copyBackbone(), data, { mean, std }, {
+      const r = runFinetune(net.copyBackbone(poolingOf(net, a)), data, { mean, std }, {
         labelFraction: a.labelFraction, seed: a.seed, epochs: a.epochs, batch: a.batch, lr: a.lr, weightDecay: a.weightDecay,
         backboneLrScale: a.backboneLrScale, minSteps: a.minSteps, maxSteps: a.maxSteps, minScale: a.minScale, hflip: a.hflip,
         labelSmoothing: a.labelSmoothing, silent: a.silent, channelsLast: net.config.channelsLast as boolean | undefined,

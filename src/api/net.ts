@@ -50,9 +50,14 @@ export class Net {
     return this.module.backbone.forward(x);
   }
 
-  /** A fresh copy of the backbone with the same weights (for probes and fine-tuning, which train their own). */
-  copyBackbone(): ClassifierBackbone {
-    const bb = buildBackbone(this.config);
+  /**
+   * A fresh copy of the backbone with the same weights (for probes and fine-tuning, which train
+   * their own); `pooling` changes what a ResNet's forward pools (`ResNetOptions.featureStages` /
+   * `featureGrid`), which the weights do not depend on.
+   */
+  copyBackbone(pooling: Pick<ModelInputConfig, 'featureStages' | 'featureGrid'> = {}): ClassifierBackbone {
+    const c = this.config;
+    const bb = buildBackbone({ ...c, featureStages: pooling.featureStages ?? c.featureStages, featureGrid: pooling.featureGrid ?? c.featureGrid });
     torch.scope(() => bb.loadStateDict(this.module.backbone.stateDict()));
     return bb;
   }

@@ -1,5 +1,5 @@
 /** `dyad predict`, `dyad val`, `dyad probe`, `dyad finetune`: using a trained model through the `Model` API. */
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { Model } from '../api/model.js';
 import type { ValMetrics } from '../api/validator.js';
 import { intArg, floatArg } from './args.js';
@@ -8,6 +8,12 @@ const fractionArg = (v: string): number => {
   const x = floatArg('--label-fraction')(v);
   if (!(x > 0 && x <= 1)) throw new Error(`--label-fraction must be in (0, 1] (0.01 = 1% of the labels), got '${v}'`);
   return x;
+};
+
+const stagesArg = (v: string): number => {
+  const n = intArg('--feature-stages', 1)(v);
+  if (n > 4) throw new InvalidArgumentError(`--feature-stages counts a ResNet's last stages: 1, 2, 3 or 4, got '${v}'`);
+  return n;
 };
 
 function pct(x: number): string {
@@ -40,12 +46,15 @@ function classifyCommand(p: Command, name: 'probe' | 'finetune', description: st
     .option('--seed <n>', 'seed of the label subset and the training', intArg('--seed', 0), 0)
     .option('--threads <n>', 'libtorch threads (default: all cores)', intArg('--threads', 1))
     .option('--batch <n>', 'images per batch', intArg('--batch', 2))
+    .option('--feature-stages <n>', 'ResNet: classify the last N stages\' features together (1-4; default 1, the last stage)', stagesArg)
+    .option('--feature-grid <n>', 'ResNet: average-pool each stage to an N×N grid instead of globally (default 1)', intArg('--feature-grid', 1))
     .option('--json', 'print the metrics as JSON');
 }
 
 async function runClassify(kind: 'probe' | 'finetune', o: Record<string, any>): Promise<void> {
   const model = await Model.load(o.weights);
-  const common = { data: o.data, dataRoot: o.dataRoot, labelFraction: o.labelFraction, out: o.out, seed: o.seed, threads: o.threads, batch: o.batch, silent: Boolean(o.json) };
+  const common = { data: o.data, dataRoot: o.dataRoot, labelFraction: o.labelFraction, out: o.out, seed: o.seed, threads: o.threads, batch: o.batch,
+    featureStages: o.featureStages, featureGrid: o.featureGrid, silent: Boolean(o.json) };
   const clf = kind === 'probe'
     ? await model.linearProbe(common)
     : await model.finetune({ ...common, epochs: o.epochs, lr: o.lr, backboneLrScale: o.backboneLrScale, minSteps: o.minSteps, maxSteps: o.maxSteps });

@@ -30,10 +30,14 @@ export interface ModelInputConfig {
   mean: number[];
   std: number[];
   channelsLast?: boolean;
+  /** ResNet feature pooling (`ResNetOptions`); absent: global average pooling of the last stage. */
+  featureStages?: number;
+  featureGrid?: number;
 }
 
 export function backboneSpec(c: ModelInputConfig): BackboneSpec {
-  return { name: c.backbone, inChannels: c.channels, imageSize: c.imageSize, width: c.width, stem: c.stem === 'auto' ? undefined : c.stem };
+  return { name: c.backbone, inChannels: c.channels, imageSize: c.imageSize, width: c.width, stem: c.stem === 'auto' ? undefined : c.stem,
+    featureStages: c.featureStages, featureGrid: c.featureGrid };
 }
 
 export function buildBackbone(c: ModelInputConfig): ReturnType<typeof createBackbone> {

@@ -15,14 +15,20 @@ export interface BackboneSpec {
   width?: number;
   stem?: ResNetOptions['stem'];
   patchSize?: number;
+  /** ResNet only: what `forward` pools (see `ResNetOptions`; default: the last stage, globally). */
+  featureStages?: number;
+  featureGrid?: number;
 }
 
 export function createBackbone(spec: BackboneSpec): ResNet | VisionTransformer {
   switch (spec.name) {
     case 'resnet18': case 'resnet34': case 'resnet50':
       return new ResNet({ depth: Number(spec.name.slice(6)) as 18 | 34 | 50, inChannels: spec.inChannels, width: spec.width || 64,
-        stem: spec.stem ?? (spec.imageSize <= 64 ? 'cifar' : 'imagenet') });
+        stem: spec.stem ?? (spec.imageSize <= 64 ? 'cifar' : 'imagenet'), featureStages: spec.featureStages, featureGrid: spec.featureGrid });
     case 'vit-tiny': case 'vit-small': {
+      if ((spec.featureStages ?? 1) !== 1 || (spec.featureGrid ?? 1) !== 1) {
+        throw new RangeError(`${spec.name}: featureStages / featureGrid pool a ResNet's conv maps; a ViT returns its [CLS] token (leave them at 1, or use a resnet backbone)`);
+      }
       const small = spec.name === 'vit-small';
       const patch = spec.patchSize ?? (spec.imageSize <= 64 ? 4 : 16);
       const o: ViTOptions = { imageSize: spec.imageSize, patchSize: patch, inChannels: spec.inChannels,

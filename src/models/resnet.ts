@@ -11,10 +11,22 @@
  *   more epochs in a fixed time budget at the cost of resolution.
  * - `width`: channels of the first stage (64 in the paper); stages use width × [1, 2, 4, 8].
  * - `inChannels`: any number of input channels (1 for grayscale).
+ * - `featureStages` / `featureGrid`: what `forward` pools (timm's `global_pool` plays this part).
+ *   The default (1 / 1) is the usual global average pool of the last stage. Otherwise the maps of
+ *   the last `featureStages` stages are each average-pooled to a `featureGrid`×`featureGrid` grid,
+ *   flattened and concatenated: the spatially pooled conv features of the linear-classifier
+ *   benchmarks of Goyal et al. 2019 ("Scaling and Benchmarking Self-Supervised Visual
+ *   Representation Learning", §4), and several blocks' outputs together as in DINO's linear
+ *   evaluation (Caron et al. 2021, concatenated [CLS] tokens of the last 4 blocks). It keeps where
+ *   a feature fired (sleeve vs. collar), which a global pool averages away; the weights are the
+ *   same either way, so a checkpoint loads with any choice.
  *
- * forward(x [N, inChannels, H, W]) → features [N, featureDim], featureDim = 8·width·expansion.
+ * forward(x [N, inChannels, H, W]) → features [N, featureDim]; with the defaults
+ * featureDim = 8·width·expansion, in general Σ over the pooled stages of channels·featureGrid².
+ * stages(x) → the four stages' maps [N, C_s, H_s, W_s] (C_s = width·2^(s−1)·expansion).
  */
 import * as nn from '../nn/index.js';
+import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 
 /** The input stem: see the module comment. */
@@ -26,6 +38,10 @@ export interface ResNetOptions {
   stem?: ResNetStem;
   width?: number;
   inChannels?: number;
+  /** How many of the last stages `forward` pools (1..4; default 1, the last stage only). */
+  featureStages?: number;
+  /** The side of the average-pool grid per stage (default 1: global average pooling). */
+  featureGrid?: number;
 }
 
 /** Two 3×3 convs with an identity (or 1×1 conv) shortcut; expansion 1 (ResNet-18/34). */
@@ -116,7 +132,13 @@ export class ResNet extends nn.Module {
     if (!RESNET_STEMS.includes(stem)) throw new RangeError(`ResNet: stem must be one of ${RESNET_STEMS.map((x) => `'${x}'`).join(', ')}, got '${stem}'`);
     if (!Number.isInteger(width) || width < 1) throw new RangeError(`ResNet: width must be a positive integer, got ${width}`);
     if (!Number.isInteger(inChannels) || inChannels < 1) throw new RangeError(`ResNet: inChannels must be a positive integer, got ${inChannels}`);
-    this.config = { depth, stem, width, inChannels };
+    const featureStages = opts.featureStages ?? 1;
+    const featureGrid = opts.featureGrid ?? 1;
+    if (!Number.isInteger(featureStages) || featureStages < 1 || featureStages > 4) {
+      throw new RangeError(`ResNet: featureStages must be 1, 2, 3 or 4 (how many of the last stages to pool), got ${featureStages}`);
+    }
+    if (!Number.isInteger(featureGrid) || featureGrid < 1) throw new RangeError(`ResNet: featureGrid must be a positive integer (1 = global average pooling), got ${featureGrid}`);
+    this.config = { depth, stem, width, inChannels, featureStages, featureGrid };
     const [Block, counts] = LAYERS[depth];
     this.conv1 = stem === 'imagenet'
       ? new nn.Conv2d(inChannels, width, 7, { stride: 2, padding: 3, bias: false })
@@ -136,18 +158,29 @@ export class ResNet extends nn.Module {
     this.layer2 = stage(2, counts[1]!, 2);
     this.layer3 = stage(4, counts[2]!, 2);
     this.layer4 = stage(8, counts[3]!, 2);
-    this.featureDim = inPlanes;
+    const stageChannels = [1, 2, 4, 8].map((m) => width * m * Block.expansion);
+    this.featureDim = stageChannels.slice(4 - featureStages).reduce((a, c) => a + c * featureGrid * featureGrid, 0);
     // Zero-init is not applied to the last BN of each block (torchvision's default).
   }
 
   forward(x: Tensor): Tensor {
+    const { featureStages, featureGrid } = this.config;
+    const pooled = this.stages(x).slice(4 - featureStages).map((h) => nn.functional.adaptiveAvgPool2d(h, featureGrid).flatten(1));
+    return pooled.length === 1 ? pooled[0]! : torch.cat(pooled, 1);
+  }
+
+  /** The maps after layer1..layer4, [N, C_s, H_s, W_s] each. */
+  stages(x: Tensor): Tensor[] {
+    let h = this.#stem(x);
+    return [this.layer1, this.layer2, this.layer3, this.layer4].map((layer) => (h = layer.forward(h)));
+  }
+
+  #stem(x: Tensor): Tensor {
     if (x.ndim !== 4 || x.size(1) !== this.config.inChannels) {
       throw new RangeError(`ResNet: expected input [N, ${this.config.inChannels}, H, W], got [${x.shape.join(', ')}]`);
     }
-    let h = this.bn1.forward(this.conv1.forward(x)).relu_();
-    if (this.maxpool) h = this.maxpool.forward(h);
-    h = this.layer4.forward(this.layer3.forward(this.layer2.forward(this.layer1.forward(h))));
-    return nn.functional.adaptiveAvgPool2d(h, 1).flatten(1);
+    const h = this.bn1.forward(this.conv1.forward(x)).relu_();
+    return this.maxpool ? this.maxpool.forward(h) : h;
   }
 }
 
