@@ -180,5 +180,30 @@ test('SimCLR headLayers: 2 (v1) or 3 (v2) Linear layers from the spec and the tr
   const fromConfig = buildMethod(resolveConfig({ headLayers: 3, width: 4, channels: 1, imageSize: 16 })) as SimCLR;
   assert.equal(linears(fromConfig), 3);
   assert.throws(() => resolveConfig({ headLayers: 4 as never }), /headLayers must be 2 or 3, got 4/);
+  assert.equal(linears(buildMethod(resolveConfig({ width: 4, channels: 1, imageSize: 16 })) as SimCLR), 3, 'the train config defaults to SimCLR v2\'s head');
   for (const m of [v1, v2, fromConfig]) m.dispose();
+});
+
+test('an embedder checkpoint written before headLayers existed (no headLayers in its config) loads with the 2-layer head it was trained with', async () => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const { resolveConfig } = await import('../src/engine/config.js');
+  const { buildMethod, loadMethod, modelConfig } = await import('../src/engine/trainer.js');
+  const { saveCheckpoint } = await import('../src/engine/checkpoint.js');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'dyad-old-ck-'));
+  try {
+    const c = resolveConfig({ headLayers: 2, width: 4, channels: 1, imageSize: 16 });
+    const old = buildMethod(c) as SimCLR;
+    const { headLayers: _dropped, ...config } = modelConfig(c, { channels: 1, imageSize: 16, mean: [0.5], std: [0.5], names: [] });
+    const file = path.join(dir, 'old.safetensors');
+    saveCheckpoint(file, { model: old, meta: { task: 'embedder', config, epoch: 1, step: 1 } });
+    const { method, config: loaded } = loadMethod(file);
+    assert.equal(loaded.headLayers, 2);
+    assert.equal((method as SimCLR).projection_head.layers.children().filter((m) => m instanceof nn.Linear).length, 2);
+    method.dispose();
+    old.dispose();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -42,7 +42,7 @@ export function registerTrainCommands(p: Command): void {
     .option('--knn-every <n>', 'run the kNN monitor every N epochs (0: never)', intArg('--knn-every', 0))
     .option('--max-steps-per-epoch <n>', 'cap steps per epoch (quick runs)', intArg('--max-steps-per-epoch', 0))
     .option('--no-concat-views', 'SimCLR: encode each view in its own batch (batch-norm statistics per view) instead of both in one')
-    .addOption(new Option('--head-layers <n>', 'SimCLR: projection-head depth, 2 (SimCLR v1) or 3 (SimCLR v2)').choices(['2', '3']))
+    .addOption(new Option('--head-layers <n>', 'SimCLR: projection-head depth, 2 (SimCLR v1) or 3 (SimCLR v2; the default)').choices(['2', '3']))
     .option('--no-channels-last', "use PyTorch's default contiguous memory format instead of channels-last")
     .addOption(new Option('--cache <mode>', 'folder data: decode all images into memory (true), decode each batch from the files while training (false), or true when they fit in a quarter of the RAM (auto)').choices(['auto', 'true', 'false']).default('auto'))
     .option('--out <dir>', 'run folder', 'runs/train')

@@ -43,7 +43,10 @@ export interface TrainConfig {
    * of the benchmark do).
    */
   concatViews: boolean;
-  /** SimCLR: projection-head depth, 2 (SimCLR v1, Linear → BN → ReLU → Linear) or 3 (SimCLR v2, Chen et al. 2020b §2). */
+  /**
+   * SimCLR: projection-head depth, 2 (SimCLR v1, Linear → BN → ReLU → Linear) or 3 (SimCLR v2,
+   * Chen et al. 2020b §2; the default: +0.6 kNN points after 10 Fashion-MNIST epochs, BENCHMARKS.md).
+   */
   headLayers: 2 | 3;
   /** Augmentation: smallest crop scale, colour-jitter strength, blur probability. */
   minScale: number;
@@ -75,9 +78,20 @@ export function defaultConfig(): TrainConfig {
   return {
     method: 'simclr', data: 'fashion-mnist', epochs: 10, batch: 256, backbone: 'resnet18', width: 16, imageSize: 0, stem: 'auto', channels: 1,
     optimizer: 'sgd', lr: 0.12, momentum: 0.9, weightDecay: 5e-4, warmupEpochs: 0, temperature: 0.5,
-    memoryBankSize: 4096, emaMomentum: 0.99, concatViews: true, headLayers: 2, minScale: 0.2, cjStrength: 0.5, blur: 0, seed: 0, out: 'runs/train',
+    memoryBankSize: 4096, emaMomentum: 0.99, concatViews: true, headLayers: 3, minScale: 0.2, cjStrength: 0.5, blur: 0, seed: 0, out: 'runs/train',
     knnEvery: 1, knnK: 200, knnTemperature: 0.1, knnBankSize: 10000, threads: 0, maxStepsPerEpoch: 0, channelsLast: true, cache: 'auto',
   };
+}
+
+/**
+ * What a checkpoint written before an option existed was trained with (that option's default
+ * then), so resuming or loading it rebuilds the same network after a default changes.
+ */
+const BEFORE_OPTION: Partial<TrainConfig> = { headLayers: 2 };
+
+/** A checkpoint's saved training config, with the values older checkpoints imply for options they do not name. */
+export function savedTrainConfig<T extends Record<string, unknown>>(saved: T): T & Partial<TrainConfig> {
+  return { ...BEFORE_OPTION, ...saved };
 }
 
 const KNOWN = new Set(Object.keys(defaultConfig()).concat(['dataRoot']));

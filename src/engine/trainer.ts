@@ -22,7 +22,7 @@ import { createMethod, type Method } from '../methods/index.js';
 import { AdamW, LARS, SGD, paramGroupsForWeightDecay, type Optimizer } from '../optim/index.js';
 import { LinearWarmupCosine } from '../optim/lr_scheduler.js';
 import { SimCLRTransform, MoCoV2Transform, type MultiViewTransform } from '../transforms/index.js';
-import { resolveConfig, type TrainConfig } from './config.js';
+import { resolveConfig, savedTrainConfig, type TrainConfig } from './config.js';
 import { disposeTrainData, loadTrainData, type TrainData } from './data.js';
 import { knnMonitor } from './evaluate.js';
 import { disposeCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
@@ -108,7 +108,7 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
     const out = options.out ?? resolveConfig().out;
     const file = typeof hooks.resume === 'string' ? hooks.resume : path.join(out, 'last.safetensors');
     resumeFrom = loadCheckpoint(file);
-    const saved = resumeFrom.meta.config as Partial<TrainConfig> & Record<string, unknown>;
+    const saved = savedTrainConfig(resumeFrom.meta.config);
     const { mean: _m, std: _s, ...savedConfig } = saved;
     config = resolveConfig(savedConfig as Partial<TrainConfig>, { epochs: options.epochs, out: options.out ?? saved.out as string });
   } else {
@@ -224,7 +224,7 @@ export function loadMethod(file: string): { method: Method; config: TrainConfig 
   const ck = loadCheckpoint(file);
   try {
     if (ck.meta.task !== 'embedder') throw new Error(`${file} holds a ${ck.meta.task}, not a self-supervised embedder`);
-    const saved = ck.meta.config as Partial<TrainConfig> & { mean: number[]; std: number[] };
+    const saved = savedTrainConfig(ck.meta.config) as Partial<TrainConfig> & { mean: number[]; std: number[] };
     const { mean, std, ...rest } = saved;
     const config = { ...resolveConfig(rest as Partial<TrainConfig>), mean, std };
     const method = buildMethod(config);
