@@ -4,7 +4,13 @@ import assert from 'node:assert/strict';
 import * as torch from '../src/torch/index.js';
 import * as nn from '../src/nn/index.js';
 import { ResNet, VisionTransformer, SimCLRProjectionHead, MoCoProjectionHead, createBackbone, vitTiny } from '../src/models/index.js';
-import { updateMomentum, cosineSchedule, MoCoV2, SimCLR } from '../src/methods/index.js';
+import { updateMomentum, cosineSchedule, createMethod, MoCoV2, SimCLR } from '../src/methods/index.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { resolveConfig } from '../src/engine/config.js';
+import { buildMethod, loadMethod, modelConfig } from '../src/engine/trainer.js';
+import { saveCheckpoint } from '../src/engine/checkpoint.js';
 
 test('ResNet-18/34/50 with every stem: pooled features and featureDim', () => {
   torch.manualSeed(0);
@@ -143,7 +149,6 @@ test('MoCo v2: momentum encoder starts equal and frozen, moves towards the query
 });
 
 test('SimCLR concatViews: one batch of 2N (BN over both views) or one per view, selectable from the spec', async () => {
-  const { createMethod } = await import('../src/methods/index.js');
   const spec = { method: 'simclr' as const, backbone: { name: 'resnet18' as const, inChannels: 1, imageSize: 16, width: 4, stem: 'cifar' as const } };
   torch.manualSeed(3);
   const joint = createMethod(spec) as SimCLR;
@@ -168,9 +173,6 @@ test('SimCLR concatViews: one batch of 2N (BN over both views) or one per view, 
 });
 
 test('SimCLR headLayers: 2 (v1) or 3 (v2) Linear layers from the spec and the train config; others rejected', async () => {
-  const { createMethod } = await import('../src/methods/index.js');
-  const { resolveConfig } = await import('../src/engine/config.js');
-  const { buildMethod } = await import('../src/engine/trainer.js');
   const linears = (m: SimCLR): number => m.projection_head.layers.children().filter((c) => c instanceof nn.Linear).length;
   const spec = { method: 'simclr' as const, backbone: { name: 'resnet18' as const, inChannels: 1, imageSize: 16, width: 4, stem: 'cifar' as const } };
   const v1 = createMethod(spec) as SimCLR;
@@ -185,12 +187,6 @@ test('SimCLR headLayers: 2 (v1) or 3 (v2) Linear layers from the spec and the tr
 });
 
 test('an embedder checkpoint written before headLayers existed (no headLayers in its config) loads with the 2-layer head it was trained with', async () => {
-  const { mkdtempSync, rmSync } = await import('node:fs');
-  const os = await import('node:os');
-  const path = await import('node:path');
-  const { resolveConfig } = await import('../src/engine/config.js');
-  const { buildMethod, loadMethod, modelConfig } = await import('../src/engine/trainer.js');
-  const { saveCheckpoint } = await import('../src/engine/checkpoint.js');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'dyad-old-ck-'));
   try {
     const c = resolveConfig({ headLayers: 2, width: 4, channels: 1, imageSize: 16 });

@@ -146,19 +146,20 @@ export class ResNet extends nn.Module {
     this.bn1 = new nn.BatchNorm2d(width);
     this.maxpool = stem === 'imagenet' ? new nn.MaxPool2d(3, { stride: 2, padding: 1 }) : null;
     let inPlanes = width;
+    const stageChannels: number[] = [];
     const stage = (mult: number, n: number, stride: number): nn.Sequential => {
       const blocks: nn.Module[] = [];
       for (let i = 0; i < n; i++) {
         blocks.push(new Block(inPlanes, width * mult, i === 0 ? stride : 1));
         inPlanes = width * mult * Block.expansion;
       }
+      stageChannels.push(inPlanes);
       return new nn.Sequential(...blocks);
     };
     this.layer1 = stage(1, counts[0]!, 1);
     this.layer2 = stage(2, counts[1]!, 2);
     this.layer3 = stage(4, counts[2]!, 2);
     this.layer4 = stage(8, counts[3]!, 2);
-    const stageChannels = [1, 2, 4, 8].map((m) => width * m * Block.expansion);
     this.featureDim = stageChannels.slice(4 - featureStages).reduce((a, c) => a + c * featureGrid * featureGrid, 0);
     // Zero-init is not applied to the last BN of each block (torchvision's default).
   }
