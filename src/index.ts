@@ -4,6 +4,7 @@
  */
 export * as torch from './torch-api.js';
 export { NTXentLoss, type NTXentLossOptions } from './losses/ntxent.js';
+export { DCLLoss, DCLWLoss, type DCLLossOptions } from './losses/dcl.js';
 export { MemoryBank } from './losses/memory_bank.js';
 export * from './models/index.js';
 export * from './methods/index.js';
