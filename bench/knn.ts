@@ -7,7 +7,8 @@
  * views/s = data + augmentation + step, both views counted as the reference does), then the
  * PyTorch reference step in the same session for the ratio.
  * Flags: --methods simclr,moco --epochs 10 --width 16 --batch 256 --threads 2 --stem cifar --out runs/bench
- *        plus any training option (--min-scale, --cj-strength, --temperature, --lr, --head-layers, ...).
+ *        plus any training option (--min-scale, --cj-strength, --temperature, --lr, --head-layers, --loss,
+ *        --local-views, --feature-grid, ...).
  */
 import { train } from '../src/engine/trainer.js';
 import type { TrainConfig } from '../src/engine/config.js';
@@ -20,10 +21,11 @@ export async function main(args: Record<string, unknown>): Promise<void> {
   const batch = num(args.batch, 256);
   const threads = num(args.threads, 2);
   const extra: Partial<TrainConfig> = {};
-  for (const k of ['minScale', 'cjStrength', 'temperature', 'lr', 'weightDecay', 'memoryBankSize', 'emaMomentum', 'warmupEpochs', 'blur', 'maxStepsPerEpoch', 'headLayers'] as const) {
+  for (const k of ['minScale', 'cjStrength', 'temperature', 'lr', 'weightDecay', 'memoryBankSize', 'emaMomentum', 'warmupEpochs', 'blur', 'maxStepsPerEpoch', 'headLayers', 'localViews', 'localSize', 'localMinScale', 'localMaxScale', 'featureStages', 'featureGrid'] as const) {
     const flag = k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
     if (args[flag] !== undefined) (extra as Record<string, number>)[k] = Number(args[flag]);
   }
+  if (args.loss !== undefined) extra.loss = String(args.loss) as TrainConfig['loss'];
   const results: Record<string, unknown> = {};
   for (const method of methods) {
     const out = `${String(args.out ?? 'runs/bench')}-${method}`;

@@ -67,6 +67,16 @@ test('SimCLR on synthetic shapes: kNN accuracy clearly above chance, run folder 
   disposeCheckpoint(ck);
 });
 
+test('SimCLR with multi-crop local views trains from the config and beats chance', async () => {
+  const out = path.join(root, 'simclr-multicrop');
+  const r = await train({ ...base, method: 'simclr', epochs: 4, localViews: 2, localSize: 8, out }, { silent: true });
+  const acc = r.metrics.at(-1)!.knn_top1!;
+  console.log(`# multi-crop kNN top-1 ${acc}`);
+  assert.ok(acc > 0.6, `kNN top-1 ${acc} (chance is 0.25)`);
+  assert.equal(r.config.localViews, 2);
+  assert.ok(r.metrics.every((m) => Number.isFinite(m.loss) && m.loss > 0));
+});
+
 test('MoCo v2 trains, keeps its queue and EMA encoder in the checkpoint, and beats chance', async () => {
   const out = path.join(root, 'moco');
   const r = await train({ ...base, method: 'moco', epochs: 4, memoryBankSize: 256, temperature: 0.2, out }, { silent: true });

@@ -172,6 +172,37 @@ test('SimCLR concatViews: one batch of 2N (BN over both views) or one per view, 
   perView.dispose();
 });
 
+test('SimCLR multi-crop: local views add the mean NT-Xent over every pair that holds a global view', () => {
+  const spec = { method: 'simclr' as const, backbone: { name: 'resnet18' as const, inChannels: 1, imageSize: 16, width: 4, stem: 'cifar' as const } };
+  torch.manualSeed(5);
+  const m = createMethod({ ...spec, concatViews: false }) as SimCLR;
+  const joint = createMethod(spec) as SimCLR;
+  torch.scope(() => joint.loadStateDict(m.stateDict()));
+  m.train();
+  joint.train();
+  torch.scope(() => {
+    const g0 = torch.randn([6, 1, 16, 16]);
+    const g1 = torch.randn([6, 1, 16, 16]);
+    const l0 = torch.randn([6, 1, 8, 8]);
+    const l1 = torch.randn([6, 1, 8, 8]);
+    const ctx = { step: 0, epoch: 0, totalSteps: 1 } as never;
+    const loss = m.trainingStep([g0, g1, l0, l1], ctx).item();
+    const [z0, z1, y0, y1] = [g0, g1, l0, l1].map((x) => m.project(x)) as [torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor];
+    const pair = (a: torch.Tensor, b: torch.Tensor): number => m.criterion.forward(a, b).item();
+    const byHand = (pair(z0, z1) + pair(z0, y0) + pair(z1, y0) + pair(z0, y1) + pair(z1, y1)) / 5;
+    assert.ok(Math.abs(loss - byHand) < 1e-5, `multi-crop loss ${loss} = mean of the 5 pair losses ${byHand}`);
+    assert.ok(Math.abs(loss - pair(z0, z1)) > 1e-4, 'the local views change the loss');
+    const lj = joint.trainingStep([g0, g1, l0, l1], ctx);
+    assert.deepEqual(lj.shape, []);
+    assert.ok(Number.isFinite(lj.item()), 'one batch for the globals, one for the locals');
+    assert.throws(() => m.trainingStep([g0], ctx), /expected 2 global views/);
+  });
+  assert.throws(() => resolveConfig({ method: 'moco', localViews: 2 }), /localViews \(multi-crop\) is a SimCLR option/);
+  assert.throws(() => resolveConfig({ localViews: 2, localMinScale: 0.5, localMaxScale: 0.2 }), /localMinScale/);
+  m.dispose();
+  joint.dispose();
+});
+
 test('SimCLR headLayers: 2 (v1) or 3 (v2) Linear layers from the spec and the train config; others rejected', async () => {
   const linears = (m: SimCLR): number => m.projection_head.layers.children().filter((c) => c instanceof nn.Linear).length;
   const spec = { method: 'simclr' as const, backbone: { name: 'resnet18' as const, inChannels: 1, imageSize: 16, width: 4, stem: 'cifar' as const } };
@@ -184,6 +215,30 @@ test('SimCLR headLayers: 2 (v1) or 3 (v2) Linear layers from the spec and the tr
   assert.throws(() => resolveConfig({ headLayers: 4 as never }), /headLayers must be 2 or 3, got 4/);
   assert.equal(linears(buildMethod(resolveConfig({ width: 4, channels: 1, imageSize: 16 })) as SimCLR), 3, 'the train config defaults to SimCLR v2\'s head');
   for (const m of [v1, v2, fromConfig]) m.dispose();
+});
+
+test('train config featureStages / featureGrid: the backbone returns grid-pooled features, the head takes them, a checkpoint rebuilds them', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'dyad-grid-ck-'));
+  try {
+    const c = resolveConfig({ featureStages: 2, featureGrid: 2, width: 4, channels: 1, imageSize: 16, stem: 'cifar' });
+    const m = buildMethod(c) as SimCLR;
+    assert.equal(m.backbone.featureDim, (16 + 32) * 4, 'stages 3 and 4 (16 and 32 channels at width 4), 2×2 each');
+    torch.scope(() => {
+      m.eval();
+      const x = torch.randn([3, 1, 16, 16]);
+      assert.deepEqual(m.embed(x).shape, [3, 192]);
+      const file = path.join(dir, 'grid.safetensors');
+      saveCheckpoint(file, { model: m, meta: { task: 'embedder', config: modelConfig(c, { channels: 1, imageSize: 16, mean: [0.5], std: [0.5], names: [] }), epoch: 1, step: 1 } });
+      const { method } = loadMethod(file);
+      method.eval();
+      assert.ok(method.embed(x).allclose(m.embed(x), { atol: 1e-6 }), 'the loaded embedder pools the same way');
+      method.dispose();
+    });
+    assert.throws(() => resolveConfig({ featureGrid: 0 }), /featureGrid must be an integer ≥ 1/);
+    m.dispose();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('an embedder checkpoint written before headLayers existed (no headLayers in its config) loads with the 2-layer head it was trained with', async () => {

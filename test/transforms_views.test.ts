@@ -56,6 +56,19 @@ describe('multi-view transforms', () => {
     assert.ok(names(1).includes('RandomSolarization') && !names(0).includes('RandomSolarization'));
     assert.equal(((t.transforms[0] as Compose).transforms.find((s) => s.constructor.name === 'GaussianBlur') as unknown as { p: number }).p, 1);
   }));
+  it('SimCLRTransform with nLocalViews adds small multi-crop views after the two global ones', () => torch.scope(() => {
+    const t = new SimCLRTransform({ inputSize: 28, minScale: 0.2, gaussianBlur: 0, nLocalViews: 3 });
+    const views = t.forward(u8([4, 1, 28, 28]));
+    assert.deepEqual(views.map((v) => v.shape), [[4, 1, 28, 28], [4, 1, 28, 28], [4, 1, 12, 12], [4, 1, 12, 12], [4, 1, 12, 12]], 'local side defaults to 96/224 of the input');
+    const crop = (i: number): Record<string, unknown> => (t.transforms[i] as Compose).transforms[0] as unknown as Record<string, unknown>;
+    assert.deepEqual(crop(0).scale, [0.2, 1]);
+    assert.deepEqual(crop(2).scale, [0.05, 0.2], 'local crop scale defaults to [0.05, minScale]');
+    const custom = new SimCLRTransform({ inputSize: 28, nLocalViews: 1, localCropSize: 14, localCropScale: [0.1, 0.3] });
+    assert.deepEqual(custom.forward(u8([2, 1, 28, 28]))[2]!.shape, [2, 1, 14, 14]);
+    assert.deepEqual(((custom.transforms[2] as Compose).transforms[0] as unknown as Record<string, unknown>).scale, [0.1, 0.3]);
+    assert.throws(() => new SimCLRTransform({ nLocalViews: 2, localCropScale: [0.5, 0.2] }), /localCropScale/);
+    assert.throws(() => new SimCLRTransform({ nLocalViews: -1 }), /nLocalViews/);
+  }));
   it('MultiViewTransform applies each transform to the same batch', () => torch.scope(() => {
     const x = torch.rand([2, 1, 4, 4]);
     const [a, b] = new MultiViewTransform([new ToFloat(), new RandomHorizontalFlip(1)]).forward(x);

@@ -16,3 +16,10 @@ export function floatArg(name: string): (v: string) => number {
     return n;
   };
 }
+
+/** `--feature-stages`: how many of a ResNet's last stages to pool, 1 to 4. */
+export function stagesArg(v: string): number {
+  const n = intArg('--feature-stages', 1)(v);
+  if (n > 4) throw new InvalidArgumentError(`--feature-stages counts a ResNet's last stages: 1, 2, 3 or 4, got '${v}'`);
+  return n;
+}

@@ -1,19 +1,13 @@
 /** `dyad predict`, `dyad val`, `dyad probe`, `dyad finetune`: using a trained model through the `Model` API. */
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { Model } from '../api/model.js';
 import type { ValMetrics } from '../api/validator.js';
-import { intArg, floatArg } from './args.js';
+import { intArg, floatArg, stagesArg } from './args.js';
 
 const fractionArg = (v: string): number => {
   const x = floatArg('--label-fraction')(v);
   if (!(x > 0 && x <= 1)) throw new Error(`--label-fraction must be in (0, 1] (0.01 = 1% of the labels), got '${v}'`);
   return x;
-};
-
-const stagesArg = (v: string): number => {
-  const n = intArg('--feature-stages', 1)(v);
-  if (n > 4) throw new InvalidArgumentError(`--feature-stages counts a ResNet's last stages: 1, 2, 3 or 4, got '${v}'`);
-  return n;
 };
 
 function pct(x: number): string {

@@ -11,7 +11,7 @@ import { train, loadMethod } from '../engine/trainer.js';
 import { loadTrainData, DataError } from '../engine/data.js';
 import { embedIndices, knnMonitor } from '../engine/evaluate.js';
 import { existsSync, statSync } from 'node:fs';
-import { intArg, floatArg } from './args.js';
+import { intArg, floatArg, stagesArg } from './args.js';
 import { trainClipCommand, checkNoClipOptions } from './clip.js';
 import { RESNET_STEMS } from '../models/index.js';
 
@@ -28,6 +28,8 @@ export function registerTrainCommands(p: Command): void {
     .addOption(new Option('--stem <name>', "ResNet stem: cifar (3×3/1) for small images, imagenet (7×7/2 + max-pool), cifar-stride2 (3×3/2: ≈ 3.5× faster at 28 px, more epochs per hour); auto picks cifar up to 64 px").choices(['auto', ...RESNET_STEMS]).default('auto'))
     .option('--image-size <n>', 'training resolution (default 28 for (fashion-)mnist, 96 for folders)', intArg('--image-size', 8))
     .addOption(new Option('--channels <n>', 'input channels').choices(['1', '3']))
+    .option('--feature-stages <n>', 'ResNet: pool the last N stages (1-4) into the features (default 1)', stagesArg)
+    .option('--feature-grid <n>', 'ResNet: pool each of those stages to an N×N grid (default 1: global average pool)', intArg('--feature-grid', 1))
     .addOption(new Option('--optimizer <name>', 'optimizer').choices(['sgd', 'lars', 'adamw']).default('sgd'))
     .option('--lr <x>', 'learning rate at batch 256', floatArg('--lr'))
     .option('--weight-decay <x>', 'weight decay (not on biases and norms)', floatArg('--weight-decay'))
@@ -35,6 +37,10 @@ export function registerTrainCommands(p: Command): void {
     .option('--temperature <x>', 'NT-Xent temperature (default 0.5 SimCLR, 0.2 MoCo)', floatArg('--temperature'))
     .option('--memory-bank-size <n>', 'MoCo queue size', intArg('--memory-bank-size', 1))
     .option('--min-scale <x>', 'smallest random-resized-crop scale', floatArg('--min-scale'))
+    .option('--local-views <n>', 'SimCLR multi-crop: small views per image besides the two global ones (SwAV)', intArg('--local-views', 0))
+    .option('--local-size <n>', 'side of the small views (default half the image size)', intArg('--local-size', 8))
+    .option('--local-min-scale <x>', 'smallest crop scale of the small views (default 0.05)', floatArg('--local-min-scale'))
+    .option('--local-max-scale <x>', 'largest crop scale of the small views (default 0.2)', floatArg('--local-max-scale'))
     .option('--cj-strength <x>', 'colour-jitter strength (lower for small images)', floatArg('--cj-strength'))
     .option('--blur <p>', 'Gaussian blur probability', floatArg('--blur'))
     .option('--seed <n>', 'random seed', intArg('--seed', 0), 0)
@@ -43,6 +49,7 @@ export function registerTrainCommands(p: Command): void {
     .option('--max-steps-per-epoch <n>', 'cap steps per epoch (quick runs)', intArg('--max-steps-per-epoch', 0))
     .option('--no-concat-views', 'SimCLR: encode each view in its own batch (batch-norm statistics per view) instead of both in one')
     .addOption(new Option('--head-layers <n>', 'SimCLR: projection-head depth, 2 (SimCLR v1) or 3 (SimCLR v2; the default)').choices(['2', '3']))
+    .addOption(new Option('--loss <name>', 'SimCLR: contrastive loss, ntxent (the paper\'s) or the decoupled dcl / dclw (Yeh et al. 2022)').choices(['ntxent', 'dcl', 'dclw']))
     .option('--no-channels-last', "use PyTorch's default contiguous memory format instead of channels-last")
     .addOption(new Option('--cache <mode>', 'folder data: decode all images into memory (true), decode each batch from the files while training (false), or true when they fit in a quarter of the RAM (auto)').choices(['auto', 'true', 'false']).default('auto'))
     .option('--out <dir>', 'run folder', 'runs/train')
@@ -55,8 +62,9 @@ export function registerTrainCommands(p: Command): void {
         method: o.method, data: o.data, dataRoot: o.dataRoot, epochs: o.epochs, batch: o.batch, backbone: o.backbone, width: o.width, stem: o.stem,
         imageSize: o.imageSize, channels: o.channels ? (Number(o.channels) as 1 | 3) : undefined, optimizer: o.optimizer, lr: o.lr,
         weightDecay: o.weightDecay, warmupEpochs: o.warmupEpochs, temperature, memoryBankSize: o.memoryBankSize, minScale: o.minScale,
+        featureStages: o.featureStages, featureGrid: o.featureGrid, localViews: o.localViews, localSize: o.localSize, localMinScale: o.localMinScale, localMaxScale: o.localMaxScale,
         cjStrength: o.cjStrength, blur: o.blur, seed: o.seed, threads: o.threads, knnEvery: o.knnEvery, maxStepsPerEpoch: o.maxStepsPerEpoch,
-        channelsLast: o.channelsLast, concatViews: o.concatViews, headLayers: o.headLayers ? (Number(o.headLayers) as 2 | 3) : undefined, cache: o.cache === 'auto' ? 'auto' : o.cache === 'true', out: o.out,
+        channelsLast: o.channelsLast, concatViews: o.concatViews, headLayers: o.headLayers ? (Number(o.headLayers) as 2 | 3) : undefined, loss: o.loss, cache: o.cache === 'auto' ? 'auto' : o.cache === 'true', out: o.out,
       }, { resume: Boolean(o.resume) });
       const last = r.metrics.at(-1);
       console.log(`done: ${r.config.out}  loss ${last?.loss.toFixed(4)}` + (last?.knn_top1 !== undefined ? `  knn_top1 ${(last.knn_top1 * 100).toFixed(2)}%` : '') +

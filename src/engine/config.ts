@@ -6,6 +6,7 @@
  */
 import type { CacheMode } from './data.js';
 import { RESNET_STEMS, type ResNetStem } from '../models/resnet.js';
+import { SIMCLR_LOSSES, type SimCLRLossName } from '../methods/simclr.js';
 
 export type MethodName = 'simclr' | 'moco';
 export type BackboneName = 'resnet18' | 'resnet34' | 'resnet50' | 'vit-tiny' | 'vit-small';
@@ -27,6 +28,13 @@ export interface TrainConfig {
    *  'cifar-stride2' halves the resolution in the stem: ≈ 3.5× faster at 28 px (see ResNet). */
   stem: 'auto' | ResNetStem;
   channels: 1 | 3;
+  /**
+   * ResNet: what the backbone returns (`ResNetOptions.featureStages` / `featureGrid`): the last S
+   * stages each average-pooled to G×G and concatenated. 1 / 1 (the default) is the global pool
+   * of the last stage. The projection head, the kNN monitor and `embed` all see these features.
+   */
+  featureStages: number;
+  featureGrid: number;
   optimizer: OptimizerName;
   /** Learning rate at batch 256; the run uses lr × batch / 256. */
   lr: number;
@@ -48,8 +56,18 @@ export interface TrainConfig {
    * Chen et al. 2020b §2; the default: +0.6 kNN points after 10 Fashion-MNIST epochs, BENCHMARKS.md).
    */
   headLayers: 2 | 3;
+  /** SimCLR: 'ntxent' (default), or the decoupled 'dcl' / 'dclw' (Yeh et al. 2022; `DCLLoss`). */
+  loss: SimCLRLossName;
   /** Augmentation: smallest crop scale, colour-jitter strength, blur probability. */
   minScale: number;
+  /**
+   * SimCLR multi-crop (SwAV, Caron et al. 2020 §3.2): small views per image besides the two
+   * global ones (0 = none, the default), their side (0 = imageSize / 2) and crop-area range.
+   */
+  localViews: number;
+  localSize: number;
+  localMinScale: number;
+  localMaxScale: number;
   cjStrength: number;
   blur: number;
   seed: number;
@@ -76,9 +94,9 @@ export interface TrainConfig {
 
 export function defaultConfig(): TrainConfig {
   return {
-    method: 'simclr', data: 'fashion-mnist', epochs: 10, batch: 256, backbone: 'resnet18', width: 16, imageSize: 0, stem: 'auto', channels: 1,
+    method: 'simclr', data: 'fashion-mnist', epochs: 10, batch: 256, backbone: 'resnet18', width: 16, imageSize: 0, stem: 'auto', channels: 1, featureStages: 1, featureGrid: 1,
     optimizer: 'sgd', lr: 0.12, momentum: 0.9, weightDecay: 5e-4, warmupEpochs: 0, temperature: 0.5,
-    memoryBankSize: 4096, emaMomentum: 0.99, concatViews: true, headLayers: 3, minScale: 0.2, cjStrength: 0.5, blur: 0, seed: 0, out: 'runs/train',
+    memoryBankSize: 4096, emaMomentum: 0.99, concatViews: true, headLayers: 3, loss: 'ntxent', minScale: 0.2, localViews: 0, localSize: 0, localMinScale: 0.05, localMaxScale: 0.2, cjStrength: 0.5, blur: 0, seed: 0, out: 'runs/train',
     knnEvery: 1, knnK: 200, knnTemperature: 0.1, knnBankSize: 10000, threads: 0, maxStepsPerEpoch: 0, channelsLast: true, cache: 'auto',
   };
 }
@@ -114,6 +132,8 @@ export function resolveConfig(...parts: Partial<TrainConfig>[]): TrainConfig {
   oneOf('optimizer', ['sgd', 'lars', 'adamw']);
   oneOf('stem', ['auto', ...RESNET_STEMS]);
   oneOf('cache', ['true', 'false', 'auto']);
+  oneOf('loss', SIMCLR_LOSSES);
+  if (c.loss !== 'ntxent' && c.method !== 'simclr') throw new RangeError(`loss '${c.loss}' is a SimCLR option; ${c.method} uses NT-Xent with its queue`);
   if (typeof c.cache === 'string' && c.cache !== 'auto') c.cache = c.cache === 'true'; // from a CLI flag or JSON
   const positiveInt = (k: keyof TrainConfig, min = 1): void => {
     const v = c[k] as number;
@@ -127,6 +147,14 @@ export function resolveConfig(...parts: Partial<TrainConfig>[]): TrainConfig {
   if (!(c.lr > 0)) throw new RangeError(`lr must be positive, got ${c.lr}`);
   if (!(c.temperature > 0)) throw new RangeError(`temperature must be positive, got ${c.temperature}`);
   if (c.headLayers !== 2 && c.headLayers !== 3) throw new RangeError(`headLayers must be 2 or 3, got ${String(c.headLayers)}`);
+  positiveInt('featureStages');
+  positiveInt('featureGrid');
+  positiveInt('localViews', 0);
+  positiveInt('localSize', 0);
+  if (c.localViews > 0 && c.method !== 'simclr') throw new RangeError(`localViews (multi-crop) is a SimCLR option; ${c.method} trains on 2 views`);
+  if (!(c.localMinScale > 0 && c.localMinScale <= c.localMaxScale && c.localMaxScale <= 1)) {
+    throw new RangeError(`localMinScale / localMaxScale must satisfy 0 < min ≤ max ≤ 1, got ${c.localMinScale} / ${c.localMaxScale}`);
+  }
   if (c.channels !== 1 && c.channels !== 3) throw new RangeError(`channels must be 1 or 3, got ${String(c.channels)}`);
   return c;
 }

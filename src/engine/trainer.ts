@@ -72,8 +72,9 @@ export function modelConfig(c: TrainConfig, d: { channels: number; imageSize: nu
 
 export function buildMethod(c: TrainConfig): Method {
   return createMethod({
-    method: c.method, temperature: c.temperature, memoryBankSize: c.memoryBankSize, emaMomentum: c.emaMomentum, concatViews: c.concatViews, headLayers: c.headLayers,
-    backbone: { name: c.backbone, inChannels: c.channels, imageSize: c.imageSize, width: c.width, stem: c.stem === 'auto' ? undefined : c.stem },
+    method: c.method, temperature: c.temperature, memoryBankSize: c.memoryBankSize, emaMomentum: c.emaMomentum, concatViews: c.concatViews, headLayers: c.headLayers, loss: c.loss,
+    backbone: { name: c.backbone, inChannels: c.channels, imageSize: c.imageSize, width: c.width, stem: c.stem === 'auto' ? undefined : c.stem,
+      featureStages: c.featureStages, featureGrid: c.featureGrid },
   });
 }
 
@@ -83,6 +84,9 @@ export function buildTransform(c: TrainConfig, d: { mean: number[]; std: number[
     inputSize: c.imageSize, minScale: c.minScale, cjStrength: c.cjStrength, gaussianBlur: c.blur,
     randomGrayScale: c.channels === 3 ? 0.2 : 0, normalize: { mean: d.mean, std: d.std },
   };
+  if (c.localViews > 0) {
+    return new SimCLRTransform({ ...o, nLocalViews: c.localViews, localCropSize: c.localSize || Math.max(8, Math.round(c.imageSize / 2)), localCropScale: [c.localMinScale, c.localMaxScale] });
+  }
   return c.method === 'moco' ? new MoCoV2Transform(o) : new SimCLRTransform(o);
 }
 

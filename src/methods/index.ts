@@ -1,7 +1,7 @@
 /** Self-supervised methods, each a small class: backbone + head + loss + default transform. */
 import { createBackbone, type BackboneSpec } from '../models/index.js';
 import { MoCoV2 } from './moco.js';
-import { SimCLR } from './simclr.js';
+import { SimCLR, type SimCLRLossName } from './simclr.js';
 import type { Method } from './method.js';
 
 export * from './method.js';
@@ -19,13 +19,15 @@ export interface MethodSpec {
   concatViews?: boolean;
   /** SimCLR: projection-head depth (see `SimCLRProjectionHead.numLayers`). */
   headLayers?: 2 | 3;
+  /** SimCLR: the contrastive loss (see `SimCLROptions.loss`). */
+  loss?: SimCLRLossName;
 }
 
 /** Builds a method by name (the lookup table the trainer and checkpoints use). */
 export function createMethod(spec: MethodSpec): Method {
   switch (spec.method) {
     case 'simclr':
-      return new SimCLR(createBackbone(spec.backbone), { temperature: spec.temperature, concatViews: spec.concatViews, numLayers: spec.headLayers });
+      return new SimCLR(createBackbone(spec.backbone), { temperature: spec.temperature, concatViews: spec.concatViews, numLayers: spec.headLayers, loss: spec.loss });
     case 'moco':
       return new MoCoV2(() => createBackbone(spec.backbone), { temperature: spec.temperature, memoryBankSize: spec.memoryBankSize, momentum: spec.emaMomentum });
     default:

@@ -18,5 +18,5 @@ export {
 export { GaussianBlur, gaussianKernel1d, type GaussianBlurOptions, type GaussianBlurParams } from './filter.js';
 export {
   MultiViewTransform, SimCLRTransform, MoCoV2Transform, DINOTransform, EvalTransform, simclrView, simclrKernelSize,
-  type MultiView, type SimCLRViewOptions, type DINOTransformOptions, type NormalizeStats,
+  type MultiView, type SimCLRViewOptions, type SimCLRTransformOptions, type DINOTransformOptions, type NormalizeStats,
 } from './views.js';

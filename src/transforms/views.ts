@@ -61,6 +61,8 @@ export interface SimCLRViewOptions {
   cjHue?: number;
   /** Smallest crop area fraction. Default 0.08. */
   minScale?: number;
+  /** Largest crop area fraction. Default 1. */
+  maxScale?: number;
   /** Probability of grayscale. Default 0.2. */
   randomGrayScale?: number;
   /** Probability of Gaussian blur. Default 0.5. */
@@ -88,7 +90,7 @@ export function simclrView(o: SimCLRViewOptions = {}): Compose {
   const size = o.inputSize ?? 224;
   const s = o.cjStrength ?? 1.0;
   const steps: Transform[] = [
-    new RandomResizedCrop({ size, scale: [o.minScale ?? 0.08, 1], interpolation: o.interpolation ?? 'bilinear', hflip: o.hfProb ?? 0.5 }),
+    new RandomResizedCrop({ size, scale: [o.minScale ?? 0.08, o.maxScale ?? 1], interpolation: o.interpolation ?? 'bilinear', hflip: o.hfProb ?? 0.5 }),
   ];
   if ((o.vfProb ?? 0) > 0) steps.push(new RandomVerticalFlip(o.vfProb));
   if ((o.rrProb ?? 0) > 0) steps.push(new RandomRotation(o.rrDegrees ?? 90, { p: o.rrProb }));
@@ -107,6 +109,19 @@ export function simclrView(o: SimCLRViewOptions = {}): Compose {
   return new Compose(steps);
 }
 
+export interface SimCLRTransformOptions extends SimCLRViewOptions {
+  /** Global views (default 2). */
+  views?: number;
+  /** Multi-crop: small views after the global ones (default 0). */
+  nLocalViews?: number;
+  /** Side of the small views; default `round(inputSize × 96 / 224)`, at least 8. */
+  localCropSize?: number;
+  /** Crop-area range of the small views; default [0.05, minScale]. */
+  localCropScale?: [number, number];
+  /** See `DEFAULT_MAX_CHUNK_BYTES`. */
+  maxChunkBytes?: number;
+}
+
 /**
  * SimCLR's augmentation (Chen et al. 2020, "A Simple Framework for Contrastive Learning of
  * Visual Representations", §3 and Appendix A; lightly's `SimCLRTransform`): two views per
@@ -118,12 +133,27 @@ export function simclrView(o: SimCLRViewOptions = {}): Compose {
  * for 28×28 (MNIST-like) or 32×32 inputs pass `{ cjStrength: 0.5, gaussianBlur: 0 }` (a 3-tap
  * blur at 28 px mostly destroys the strokes the model must see).
  *
- * `[N, C, H, W]` (uint8 or float) → `[views]` of `[N, C, inputSize, inputSize]` float32.
+ * Multi-crop (Caron et al. 2020, "Unsupervised Learning of Visual Features by Contrasting Cluster
+ * Assignments" (SwAV), §3.2; lightly's `SwaVTransform` / `MultiCropTranform`): `nLocalViews`
+ * extra small views at `localCropSize` (default 96/224 of `inputSize`) with crop scale
+ * `localCropScale` (default [0.05, minScale]), after the `views` global ones. Small views cost
+ * little (a 14×14 view a quarter of a 28×28 one) and add positives that match a part to the whole.
+ *
+ * `[N, C, H, W]` (uint8 or float) → `[views + nLocalViews]` of `[N, C, inputSize, inputSize]`
+ * (then `[N, C, localCropSize, localCropSize]`) float32.
  */
 export class SimCLRTransform extends MultiViewTransform {
-  constructor(o: SimCLRViewOptions & { views?: number; maxChunkBytes?: number } = {}) {
+  constructor(o: SimCLRTransformOptions = {}) {
     const k = o.views ?? 2;
-    super(Array.from({ length: k }, () => simclrView(o)), { maxChunkBytes: o.maxChunkBytes });
+    const nLocal = o.nLocalViews ?? 0;
+    if (!Number.isInteger(nLocal) || nLocal < 0) throw new RangeError(`SimCLRTransform: nLocalViews must be a non-negative integer, got ${nLocal}`);
+    const localSize = o.localCropSize ?? Math.max(8, Math.round((o.inputSize ?? 224) * 96 / 224));
+    const [lo, hi] = o.localCropScale ?? [0.05, o.minScale ?? 0.08];
+    if (nLocal > 0 && !(lo > 0 && lo <= hi && hi <= 1)) throw new RangeError(`SimCLRTransform: localCropScale must be [lo, hi] with 0 < lo ≤ hi ≤ 1, got [${lo}, ${hi}]`);
+    super([
+      ...Array.from({ length: k }, () => simclrView(o)),
+      ...Array.from({ length: nLocal }, () => simclrView({ ...o, inputSize: localSize, minScale: lo, maxScale: hi, kernelSize: o.kernelSize ?? simclrKernelSize(localSize) })),
+    ], { maxChunkBytes: o.maxChunkBytes });
   }
 }
 
@@ -134,7 +164,7 @@ export class SimCLRTransform extends MultiViewTransform {
  * p = 0.5, horizontal flip. Two views. Shapes as `SimCLRTransform`.
  */
 export class MoCoV2Transform extends SimCLRTransform {
-  constructor(o: SimCLRViewOptions & { views?: number; maxChunkBytes?: number } = {}) {
+  constructor(o: SimCLRTransformOptions = {}) {
     super({ cjStrength: 0.5, minScale: 0.2, ...o });
   }
 }
