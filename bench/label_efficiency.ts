@@ -18,8 +18,9 @@
  *   --max-steps 0          most steps for (a) and (c) (0 = no cap)
  *   --fractions 0.01,0.1,1 --arms supervised,probe,finetune --test-size 10000 (class-balanced subset of the test set)
  *   --batch 256 --threads 2 --seed 0 --out runs/label-efficiency
- *   --probe-stages 1 --probe-grid 1  the probe's ResNet features (`ResNetOptions.featureStages` /
- *                          `featureGrid`): 1 / 1 is the global pool of the last stage; 2 / 2 the last two
+ *   --probe-stages S --probe-grid G  the probe's ResNet features (`ResNetOptions.featureStages` /
+ *                          `featureGrid`; default: the checkpoint's own, 1 / 1 unless it was trained with
+ *                          others): 1 / 1 is the global pool of the last stage; 2 / 2 the last two
  *                          stages pooled to 2×2 grids each (Goyal et al. 2019's spatially pooled features)
  * Prints one JSON line per (arm, fraction), then a summary line with the table and the targets
  * ((c) − (a) at 1% ≥ 5 points; (b) at 100% ≥ 90%).
@@ -48,7 +49,9 @@ export async function main(args: Record<string, unknown>): Promise<void> {
     pretrainEpochs: num(args['pretrain-epochs'], 20), pretrainSteps: num(args['pretrain-steps'], 0),
     epochs: num(args.epochs, 30), minSteps: num(args['min-steps'], 200), maxSteps: num(args['max-steps'], 0), batch, testSize: num(args['test-size'], 10000),
   };
-  const probePooling = { featureStages: num(args['probe-stages'], 1), featureGrid: num(args['probe-grid'], 1) };
+  // the probe pools as the checkpoint's backbone does unless --probe-stages / --probe-grid say otherwise
+  const flag = (k: string): number | undefined => (args[k] === undefined ? undefined : num(args[k], 1));
+  const probePooling = { featureStages: flag('probe-stages'), featureGrid: flag('probe-grid') };
   const fractions = String(args.fractions ?? '0.01,0.1,1').split(',').map(Number);
   const arms = String(args.arms ?? 'supervised,probe,finetune').split(',') as Arm[];
   for (const a of arms) if (!['supervised', 'probe', 'finetune'].includes(a)) throw new Error(`--arms: unknown arm '${a}' (supervised, probe, finetune)`);
@@ -99,7 +102,8 @@ export async function main(args: Record<string, unknown>): Promise<void> {
       } else if (arm === 'probe') {
         const r = linearProbe(net!.copyBackbone(probePooling), data, norm, { labelFraction: fraction, seed, silent: !args.verbose });
         ({ top1, top5, labels } = r.metrics);
-        extra = { lr: r.metrics.lr, weight_decay: r.metrics.weightDecay, feature_dim: r.model.featureDim, ...probePooling };
+        extra = { lr: r.metrics.lr, weight_decay: r.metrics.weightDecay, feature_dim: r.model.featureDim,
+          featureStages: probePooling.featureStages ?? net!.config.featureStages ?? 1, featureGrid: probePooling.featureGrid ?? net!.config.featureGrid ?? 1 };
         r.model.dispose();
       } else {
         const r = finetune(net!.copyBackbone(), data, norm, { ...fit, labelFraction: fraction });
