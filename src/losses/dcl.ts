@@ -17,6 +17,7 @@
 import * as nn from '../nn/index.js';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
+import { checkViewPair, viewPairLogits } from './ntxent.js';
 
 const F = torch.functional;
 
@@ -42,18 +43,9 @@ export class DCLLoss extends nn.Module {
   }
 
   forward(out0: Tensor, out1: Tensor): Tensor {
-    const s0 = out0.shape;
-    const s1 = out1.shape;
-    if (s0.length !== 2 || s1.length !== 2 || s0[0] !== s1[0] || s0[1] !== s1[1]) {
-      throw new RangeError(`DCLLoss.forward: out0 and out1 must both be [B, D] with the same shape, got [${s0}] and [${s1}]`);
-    }
-    const b = s0[0]!;
-    if (b < 2) throw new RangeError(`DCLLoss.forward: need at least 2 samples for in-batch negatives, got ${b}`);
+    const b = checkViewPair('DCLLoss.forward', out0, out1, 2)[0]!;
     return torch.scope(() => {
-      const z = torch.cat([F.normalize(out0), F.normalize(out1)], 0); // [2B, D]
-      const logits = z.matmul(z.t()).div(this.temperature); // [2B, 2B]
-      const idx = torch.arange(b);
-      const partner = torch.cat([idx.add(b), idx]); // row i's positive is i ± B
+      const { logits, partner } = viewPairLogits(F.normalize(out0), F.normalize(out1), this.temperature); // [2B, 2B], [2B]
       const pos = logits.gather(1, partner.unsqueeze(1)).squeeze(1); // [2B]
       const isPartner = torch.arange(2 * b).unsqueeze(0).eq(partner.unsqueeze(1)); // [2B, 2B]: column = row's positive
       const mask = torch.eye(2 * b, 2 * b, { dtype: 'bool' }).logicalOr(isPartner); // self and positive out of the denominator

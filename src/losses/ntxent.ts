@@ -51,14 +51,7 @@ export class NTXentLoss extends nn.Module {
   }
 
   forward(out0: Tensor, out1: Tensor): Tensor {
-    const s0 = out0.shape;
-    const s1 = out1.shape;
-    if (s0.length !== 2 || s1.length !== 2 || s0[0] !== s1[0] || s0[1] !== s1[1]) {
-      throw new RangeError(`NTXentLoss.forward: out0 and out1 must both be [B, D] with the same shape, got [${s0}] and [${s1}]`);
-    }
-    if (s0[0]! < 1 || (this.memory_bank === null && s0[0]! < 2)) {
-      throw new RangeError(`NTXentLoss.forward: need at least 2 samples for in-batch negatives, got ${s0[0]}`);
-    }
+    const s0 = checkViewPair('NTXentLoss.forward', out0, out1, this.memory_bank === null ? 2 : 1);
     const loss = torch.scope(() => {
       const z0 = F.normalize(out0);
       const z1 = F.normalize(out1);
@@ -71,14 +64,36 @@ export class NTXentLoss extends nn.Module {
         this.memory_bank.enqueue(z1);
         return l;
       }
-      const b = s0[0]!;
-      const z = torch.cat([z0, z1], 0); // [2B, D]
-      const eye = torch.eye(2 * b, 2 * b, { dtype: 'bool' });
-      const logits = z.matmul(z.t()).div(this.temperature).maskedFill(eye, -Infinity); // [2B, 2B]
-      const idx = torch.arange(b);
-      const target = torch.cat([idx.add(b), idx]); // row i's positive is i ± B
-      return F.crossEntropy(logits, target);
+      const { logits, partner } = viewPairLogits(z0, z1, this.temperature);
+      const eye = torch.eye(logits.size(0), logits.size(0), { dtype: 'bool' });
+      return F.crossEntropy(logits.maskedFill(eye, -Infinity), partner);
     });
     return loss;
   }
+}
+
+/**
+ * Checks two views' outputs are both [B, D] with B ≥ minBatch; returns the shape. Shared by the
+ * contrastive losses so that their messages read alike.
+ */
+export function checkViewPair(where: string, out0: Tensor, out1: Tensor, minBatch: number): number[] {
+  const s0 = out0.shape;
+  const s1 = out1.shape;
+  if (s0.length !== 2 || s1.length !== 2 || s0[0] !== s1[0] || s0[1] !== s1[1]) {
+    throw new RangeError(`${where}: out0 and out1 must both be [B, D] with the same shape, got [${s0}] and [${s1}]`);
+  }
+  if (s0[0]! < minBatch) throw new RangeError(`${where}: need at least 2 samples for in-batch negatives, got ${s0[0]}`);
+  return s0;
+}
+
+/**
+ * In-batch similarity logits of two views' L2-normalised rows z0, z1 [B, D]: the [2B, 2B] matrix
+ * of z = [z0; z1] against itself over τ (the diagonal not yet masked), and each row's positive
+ * `partner` [2B] (row i's is i ± B).
+ */
+export function viewPairLogits(z0: Tensor, z1: Tensor, temperature: number): { logits: Tensor; partner: Tensor } {
+  const b = z0.size(0);
+  const z = torch.cat([z0, z1], 0);
+  const idx = torch.arange(b);
+  return { logits: z.matmul(z.t()).div(temperature), partner: torch.cat([idx.add(b), idx]) };
 }
