@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import * as arrow from 'apache-arrow';
 import { emit, machine } from './common.js';
-import { Index, annBuildParams, columnsToArrow, indexSchema, type Embedder, type AnnOptions } from '../src/index/index.js';
+import { Index, annBuildParams, columnsToArrow, indexSchema, type Embedder, type AnnOptions } from '../src/search/index.js';
 import * as torch from '../src/torch/index.js';
 import { Model } from '../src/api/model.js';
 import { FashionMNIST, InMemoryDataset } from '../src/data/index.js';

@@ -19,7 +19,7 @@ import {
 } from '../src/models/clip/index.js';
 import { decodeImage } from '../src/data/decode.js';
 import { Probs, Results } from '../src/api/results.js';
-import { Index } from '../src/index/index.js';
+import { Index } from '../src/search/index.js';
 
 const F = torch.functional;
 let tmp: string;

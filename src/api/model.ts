@@ -16,7 +16,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import * as torch from '../torch/index.js';
-import type { Embedder } from '../index/embedder.js';
+import type { Embedder } from '../search/embedder.js';
 import { loadLabelledData } from '../engine/classify.js';
 import { linearProbe as runLinearProbe } from '../engine/probe.js';
 import { finetune as runFinetune } from '../engine/finetune.js';

@@ -3,7 +3,7 @@
  * in here), then dyad's `Model.load`. Its own module, so commands can register loaders without
  * importing each other.
  */
-import type { Embedder } from '../index/embedder.js';
+import type { Embedder } from '../search/embedder.js';
 
 /** A loaded model as the index uses it; `dispose` frees its tensors. */
 export type LoadedEmbedder = Embedder & { dispose?(): void };

@@ -20,8 +20,8 @@
 import path from 'node:path';
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import type { Embedder } from '../index/embedder.js';
-import type { FileEntry, Index as IndexT, IndexInfo, SearchHit, UpdateProgress } from '../index/index.js';
+import type { Embedder } from '../search/embedder.js';
+import type { FileEntry, Index as IndexT, IndexInfo, SearchHit, UpdateProgress } from '../search/index.js';
 import { intArg, floatArg } from './args.js';
 
 export const DEFAULT_DB = '.dyad/db';
@@ -29,7 +29,7 @@ export const DEFAULT_DB = '.dyad/db';
 export { registerEmbedderLoader, loadEmbedder, type EmbedderLoader, type LoadedEmbedder } from './embedders.js';
 import { loadEmbedder, type LoadedEmbedder } from './embedders.js';
 
-const lib = () => import('../index/index.js');
+const lib = () => import('../search/index.js');
 
 /** Folder names that mark a split when they are the first level under the data root. */
 const SPLITS: Record<string, string> = { train: 'train', val: 'val', valid: 'val', validation: 'val', test: 'test' };

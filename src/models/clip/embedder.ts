@@ -13,7 +13,7 @@
  * space: cosine similarity between them is what CLIP was trained on.
  */
 import * as torch from '../../torch/index.js';
-import type { Embedder } from '../../index/embedder.js';
+import type { Embedder } from '../../search/embedder.js';
 import { decodeImage } from '../../data/decode.js';
 import { CLIPModel, type FromPretrainedOptions } from './model.js';
 

@@ -4,7 +4,7 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { Index, ThumbnailEmbedder, writeDuplicatesReport, groupPairs, UnionFind, type DuplicateGroup } from '../src/index/index.js';
+import { Index, ThumbnailEmbedder, writeDuplicatesReport, groupPairs, UnionFind, type DuplicateGroup } from '../src/search/index.js';
 
 function rng(seed: number): () => number {
   let a = seed >>> 0;

@@ -4,7 +4,7 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { Index, ThumbnailEmbedder, IndexError, rowId, type Embedder } from '../src/index/index.js';
+import { Index, ThumbnailEmbedder, IndexError, rowId, type Embedder } from '../src/search/index.js';
 
 /** Deterministic PRNG (mulberry32). */
 function rng(seed: number): () => number {

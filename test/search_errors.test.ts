@@ -4,7 +4,7 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { Index, IndexError, ThumbnailEmbedder, tableName, type Embedder } from '../src/index/index.js';
+import { Index, IndexError, ThumbnailEmbedder, tableName, type Embedder } from '../src/search/index.js';
 
 let tmp: string;
 let img: string;

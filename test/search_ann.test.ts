@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Index, rowsToArrow, type Embedder, type IndexRow } from '../src/index/index.js';
+import { Index, rowsToArrow, type Embedder, type IndexRow } from '../src/search/index.js';
 
 const DIM = 32;
 const ROWS = 3000;
@@ -124,7 +124,7 @@ test('below the threshold optimize keeps flat search; HNSW-SQ can be forced and 
 
 test('update builds the vector index by itself once the table reaches annThreshold', async () => {
   const { default: sharp } = await import('sharp');
-  const { ThumbnailEmbedder } = await import('../src/index/index.js');
+  const { ThumbnailEmbedder } = await import('../src/search/index.js');
   const dir = path.join(tmp, 'auto-img');
   await fsp.mkdir(dir);
   const r = rng(3);

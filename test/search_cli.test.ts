@@ -11,7 +11,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { train } from '../src/engine/trainer.js';
 import { Model } from '../src/api/model.js';
-import { Index, IndexError, LazyEmbedder, rowId } from '../src/index/index.js';
+import { Index, IndexError, LazyEmbedder, rowId } from '../src/search/index.js';
 import { labelAndSplit } from '../src/cli/search.js';
 import { program } from '../src/cli/index.js';
 import { packageRoot } from '../src/torch/native.js';

@@ -5,7 +5,7 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { Index, ThumbnailEmbedder } from '../src/index/index.js';
+import { Index, ThumbnailEmbedder } from '../src/search/index.js';
 
 let tmp: string;
 let dir: string;
@@ -30,7 +30,7 @@ after(async () => {
 
 /** Runs the indexer in a child process with a slow embedder; SIGKILLs it after `killAfter` embedded files. */
 async function indexAndKill(db: string, killAfter: number): Promise<{ killed: boolean; seen: number }> {
-  const moduleUrl = new URL('../src/index/index.js', import.meta.url).href;
+  const moduleUrl = new URL('../src/search/index.js', import.meta.url).href;
   const script = path.join(tmp, 'child.mjs');
   await fsp.writeFile(
     script,
