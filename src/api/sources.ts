@@ -20,7 +20,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tensor } from '../torch/index.js';
 import * as torch from '../torch/index.js';
-import { ImageFolder, comparePaths, decodeImage, imageExtensions, prepareImage, type RawImage } from '../data/index.js';
+import { ImageFolder, decodeImage, imageExtensions, prepareImage, walkImages, type RawImage } from '../data/index.js';
 
 /** One image source, or an array of them. */
 export type Source = string | URL | Buffer | Uint8Array | Tensor | readonly Source[];
@@ -87,33 +87,6 @@ export function globToRegExp(pattern: string): RegExp {
   return new RegExp(`^${re}$`);
 }
 
-async function walk(dir: string, rel: string, deep: boolean, out: string[]): Promise<void> {
-  let entries;
-  try {
-    entries = await fsp.readdir(dir, { withFileTypes: true });
-  } catch {
-    return;
-  }
-  for (const e of entries) {
-    if (e.name.startsWith('.')) continue;
-    const abs = path.join(dir, e.name);
-    const r = rel ? `${rel}/${e.name}` : e.name;
-    let isDir = e.isDirectory();
-    let isFile = e.isFile();
-    if (e.isSymbolicLink()) {
-      try {
-        const st = await fsp.stat(abs);
-        isDir = st.isDirectory();
-        isFile = st.isFile();
-      } catch {
-        continue;
-      }
-    }
-    if (isFile) out.push(r);
-    else if (isDir && deep) await walk(abs, r, deep, out);
-  }
-}
-
 /** Image files matching a glob, sorted. */
 export async function globImages(pattern: string): Promise<string[]> {
   const norm = pattern.split(path.sep).join('/');
@@ -125,12 +98,9 @@ export async function globImages(pattern: string): Promise<string[]> {
   const rest = segs.slice(first).join('/');
   const re = globToRegExp(rest);
   const deep = rest.includes('**') || segs.length - first > 1;
-  const rels: string[] = [];
-  await walk(base, '', deep, rels);
-  const exts = new Set(imageExtensions());
-  return rels
-    .filter((r) => re.test(r) && exts.has(path.extname(r).toLowerCase()))
-    .sort(comparePaths)
+  if (!existsSync(base) || !statSync(base).isDirectory()) return [];
+  return (await walkImages(base, { recursive: deep }))
+    .filter((r) => re.test(r))
     .map((r) => (baseSegs.length === 0 ? r : path.join(base, r)));
 }
 

@@ -240,7 +240,7 @@ export function registerSearchCommands(p: Command): void {
     .option('--batch <n>', 'images embedded and committed per batch', intArg('--batch', 1), 64)
     .option('--threads <n>', 'libtorch threads (default: all cores)', intArg('--threads', 1))
     .action(async (o: { weights: string; data: string; db: string; dataset?: string; batch: number; threads?: number }) => {
-      const { Index, scanImages, IMAGE_EXTENSIONS } = await lib();
+      const { Index, scanImages } = await lib();
       const root = path.resolve(o.data);
       let files: FileEntry[];
       try {
@@ -249,7 +249,8 @@ export function registerSearchCommands(p: Command): void {
         throw new Error(`--data ${o.data}: ${(e as Error).message}`, { cause: e });
       }
       if (files.length === 0) {
-        throw new Error(`--data ${o.data} holds no images (looked for ${[...IMAGE_EXTENSIONS].join(' ')}, recursively). Pass a folder of images.`);
+        const { imageExtensions } = await import('../data/files.js');
+        throw new Error(`--data ${o.data} holds no images (looked for ${imageExtensions().join(' ')}, recursively). Pass a folder of images.`);
       }
       const entries = files.map((f) => ({ path: f.path, ...labelAndSplit(root, f.path) }));
       const dataset = o.dataset ?? path.basename(root);

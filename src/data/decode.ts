@@ -19,6 +19,7 @@
 import { promises as fsp } from 'node:fs';
 import sharp from 'sharp';
 import type { Metadata, OutputInfo } from 'sharp';
+import { supportedFormats } from './files.js';
 import type { RawImage } from './types.js';
 
 /** How a `[height, width]` resize fits the image. */
@@ -97,33 +98,6 @@ export interface ImageInfo {
 }
 
 // ---------------------------------------------------------------- formats
-
-/** Formats `decodeImage` is meant for, with sharp's format key. */
-const FORMATS: ReadonlyArray<{ label: string; key: string; suffixes: string[] }> = [
-  { label: 'JPEG', key: 'jpeg', suffixes: ['.jpg', '.jpeg', '.jpe', '.jfif'] },
-  { label: 'PNG', key: 'png', suffixes: ['.png'] },
-  { label: 'WebP', key: 'webp', suffixes: ['.webp'] },
-  { label: 'GIF', key: 'gif', suffixes: ['.gif'] },
-  { label: 'TIFF', key: 'tiff', suffixes: ['.tif', '.tiff'] },
-  { label: 'AVIF', key: 'heif', suffixes: ['.avif'] },
-];
-
-function formatSupported(key: string, suffix: string): boolean {
-  const f = (sharp.format as unknown as Record<string, { input?: { file?: boolean; buffer?: boolean; fileSuffix?: string[] } }>)[key];
-  if (!f?.input?.file || !f.input.buffer) return false;
-  // heif covers AVIF and HEIC; which one this build reads shows in fileSuffix.
-  return key !== 'heif' || (f.input.fileSuffix ?? []).includes(suffix);
-}
-
-/** Labels of the formats this sharp build decodes, e.g. `['JPEG', 'PNG', 'WebP', 'GIF', 'TIFF', 'AVIF']`. */
-export function supportedFormats(): string[] {
-  return FORMATS.filter((f) => formatSupported(f.key, f.suffixes[0]!)).map((f) => f.label);
-}
-
-/** Lower-case file extensions (with dot) of `supportedFormats()`; the default extension filter of datasets. */
-export function imageExtensions(): string[] {
-  return FORMATS.flatMap((f) => f.suffixes.filter((s) => formatSupported(f.key, s)));
-}
 
 /** Guesses the container format from the first bytes, for error messages. */
 export function sniffFormat(head: Uint8Array): string | undefined {

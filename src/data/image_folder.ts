@@ -18,15 +18,16 @@
  * - A class subfolder without images is an error (its label would silently
  *   shift the others), unless `allowEmptyClasses` keeps it as a class with no samples.
  * - Entries whose names start with `.` are skipped (`.git`, `.DS_Store`, `._x.jpg`).
- * - Symbolic links are followed (cycles are detected and skipped).
+ * - Symbolic links are followed (a folder reached twice, as by a cycle, is listed once).
  *
  * Order is deterministic: by class, then by path, comparing path segments by
  * UTF-16 code units (no locale), so every machine sees the same indices.
+ * Listing and the extension list are `data/files.ts`'s (`walkImages`, `imageExtensions`).
  * Bad files: see `FileImageDataset` (`onError`, `validate()`).
  */
-import { promises as fsp, type Dirent } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { imageExtensions } from './decode.js';
+import { compareCodeUnits, comparePaths, extensionSet, imageExtensions, walkImages } from './files.js';
 import { FileImageDataset, type FileDatasetOptions } from './file_dataset.js';
 import { warn, type RawImage, type Sample } from './types.js';
 
@@ -42,94 +43,36 @@ export interface ImageFolderOptions extends FileDatasetOptions {
   validate?: boolean;
 }
 
-/** Compares strings by UTF-16 code units: locale-independent. */
-export function compareCodeUnits(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** Compares relative paths segment by segment, so `a/x` sorts before `a-b/x` like its folder `a` before `a-b`. */
-export function comparePaths(a: string, b: string): number {
-  const sa = a.split(/[\\/]/);
-  const sb = b.split(/[\\/]/);
-  for (let i = 0; i < Math.min(sa.length, sb.length); i++) {
-    const c = compareCodeUnits(sa[i]!, sb[i]!);
-    if (c !== 0) return c;
-  }
-  return sa.length - sb.length;
-}
-
-interface Scan {
-  /** Relative paths (with `/`) of matching files. */
-  images: string[];
-  /** Count of non-matching files by extension, for the "no images" error. */
-  others: Map<string, number>;
-}
-
+/**
+ * Lists `root` once (`walkImages`): images lying directly in it, images per first-level folder
+ * (every first-level folder listed, with or without images), and counts of other files by
+ * extension for the "no images" error.
+ */
 async function scan(root: string, exts: Set<string>): Promise<{ rootImages: string[]; dirs: Map<string, string[]>; others: Map<string, number> }> {
   const others = new Map<string, number>();
-  const seen = new Set<string>();
   const rootImages: string[] = [];
   const dirs = new Map<string, string[]>();
-
-  const isImage = (name: string) => exts.has(path.extname(name).toLowerCase());
-  const kind = async (dir: string, e: Dirent): Promise<'file' | 'dir' | 'other'> => {
-    if (e.isFile()) return 'file';
-    if (e.isDirectory()) return 'dir';
-    if (e.isSymbolicLink()) {
-      try {
-        const st = await fsp.stat(path.join(dir, e.name));
-        return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other';
-      } catch {
-        return 'other'; // dangling link
-      }
-    }
-    return 'other';
-  };
-  const walk = async (abs: string, rel: string, out: Scan): Promise<void> => {
-    const real = await fsp.realpath(abs);
-    if (seen.has(real)) return; // symlink cycle or duplicate
-    seen.add(real);
-    const entries = await fsp.readdir(abs, { withFileTypes: true });
-    for (const e of entries) {
-      if (e.name.startsWith('.')) continue;
-      const k = await kind(abs, e);
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      if (k === 'dir') await walk(path.join(abs, e.name), r, out);
-      else if (k === 'file') {
-        if (isImage(e.name)) out.images.push(r);
-        else {
-          const ext = path.extname(e.name).toLowerCase() || '(none)';
-          out.others.set(ext, (out.others.get(ext) ?? 0) + 1);
-        }
-      }
-    }
-  };
-
-  seen.add(await fsp.realpath(root));
-  for (const e of await fsp.readdir(root, { withFileTypes: true })) {
-    if (e.name.startsWith('.')) continue;
-    const k = await kind(root, e);
-    if (k === 'file') {
-      if (isImage(e.name)) rootImages.push(e.name);
-      else {
-        const ext = path.extname(e.name).toLowerCase() || '(none)';
-        others.set(ext, (others.get(ext) ?? 0) + 1);
-      }
-    } else if (k === 'dir') {
-      const s: Scan = { images: [], others };
-      await walk(path.join(root, e.name), e.name, s);
-      dirs.set(e.name, s.images);
-    }
+  const images = await walkImages(root, {
+    extensions: exts,
+    onDirectory: (rel) => {
+      if (!rel.includes('/')) dirs.set(rel, []);
+    },
+    onOther: (rel) => {
+      const ext = path.extname(rel).toLowerCase() || '(none)';
+      others.set(ext, (others.get(ext) ?? 0) + 1);
+    },
+  });
+  for (const r of images) {
+    const slash = r.indexOf('/');
+    if (slash < 0) rootImages.push(r);
+    else dirs.get(r.slice(0, slash))!.push(r);
   }
   return { rootImages, dirs, others };
 }
 
 function normaliseExtensions(exts: string[]): Set<string> {
   if (exts.length === 0) throw new RangeError('ImageFolder: extensions must not be empty');
-  return new Set(exts.map((e) => {
-    const x = e.trim().toLowerCase();
-    return x.startsWith('.') ? x : `.${x}`;
-  }));
+  return extensionSet(exts);
 }
 
 /** A labelled (by first-level subfolder) or unlabeled folder of images. */

@@ -4,11 +4,14 @@
  */
 export type { CaptionedSample, Channels, Dataset, OnError, RawImage, Sample, WarningHandler } from './types.js';
 export {
-  DecodeError, configureDecoder, decodeImage, grayToRgb, imageExtensions, imageInfo, imageSize, rgbToGray, sniffFormat, supportedFormats,
+  DecodeError, configureDecoder, decodeImage, grayToRgb, imageInfo, imageSize, rgbToGray, sniffFormat,
   type DecodeOptions, type DecodeReason, type Fit, type ImageInfo, type Kernel,
 } from './decode.js';
 export { FileImageDataset, type FileDatasetOptions, type ValidateResult } from './file_dataset.js';
-export { ImageFolder, comparePaths, type ImageFolderOptions } from './image_folder.js';
+export {
+  compareCodeUnits, comparePaths, extensionSet, imageExtensions, isImageFile, supportedFormats, walkImages, type WalkOptions,
+} from './files.js';
+export { ImageFolder, type ImageFolderOptions } from './image_folder.js';
 export { FashionMNIST, IdxImageDataset, MNIST, parseIdx, readIdx, type IdxArray, type MnistOptions } from './mnist.js';
 export { DataFileError, ImageTextPairs, parseCsv, readPairList, type CsvRecord, type ImageTextPairsOptions, type PairEntry } from './pairs.js';
 export { Rng } from './random.js';

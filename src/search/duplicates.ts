@@ -1,5 +1,9 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { IndexError } from './errors.js';
+import { count } from './query.js';
+import { type IndexRecord, RESULT_COLUMNS, numbers, recordsOf, sqlIn, strings, vectorsOf } from './schema.js';
+import type { IndexCore } from './table.js';
 
 /** One file in a duplicate group. */
 export interface DuplicateMember {
@@ -121,6 +125,84 @@ export function groupPairs(
   }
   groups.sort((x, y) => y.size - x.size || y.maxSimilarity - x.maxSimilarity || cmp(x.members[0]!.path, y.members[0]!.path));
   return groups;
+}
+
+export interface DuplicatesOptions {
+  /** Cosine similarity at or above which two files are duplicates. Default 0.95. */
+  threshold?: number;
+  where?: string;
+  /** Neighbours looked at per row when searching (large tables). Default 10. */
+  k?: number;
+  /** Up to this many rows, compare all pairs exactly in memory. Default 5,000. */
+  exactMaxRows?: number;
+}
+
+function pick(r: IndexRecord): Omit<DuplicateMember, 'similarity'> {
+  return { id: r.id, path: r.path, label: r.label, split: r.split };
+}
+
+/**
+ * Groups of near-identical files of a table (see `Index.duplicates`): exact all-pairs up to
+ * `exactMaxRows` rows; above, each row's `k` nearest neighbours, 32 queries per call.
+ */
+export async function findDuplicates(core: IndexCore, options: DuplicatesOptions = {}): Promise<DuplicateGroup[]> {
+  const { table, dim, ann } = core;
+  const threshold = options.threshold ?? 0.95;
+  if (!(threshold > -1 && threshold <= 1)) throw new IndexError('BAD_INPUT', `duplicates: threshold is a cosine similarity in (-1, 1], got ${threshold}.`);
+  const k = options.k ?? 10;
+  const n = await count(core, options.where);
+  if (n <= (options.exactMaxRows ?? 5000)) {
+    let q = table.query().select([...RESULT_COLUMNS, 'vector']);
+    if (options.where) q = q.where(options.where);
+    const t = await q.toArrow();
+    const recs = recordsOf(t);
+    const pairs = exactPairs(vectorsOf(t.getChild('vector'), dim), dim, threshold);
+    return groupPairs(pairs, recs.length, (i) => pick(recs[i]!));
+  }
+  // Large: k nearest neighbours of every row.
+  const index = new Map<string, number>();
+  const idOf: string[] = [];
+  const num = (id: string) => {
+    let i = index.get(id);
+    if (i === undefined) {
+      index.set(id, (i = idOf.length));
+      idOf.push(id);
+    }
+    return i;
+  };
+  const pairs: Pair[] = [];
+  let q = table.query().select(['id', 'vector']);
+  if (options.where) q = q.where(options.where);
+  const chunk = 32;
+  for await (const batch of q) {
+    const ids = strings(batch.getChild('id'), batch.numRows);
+    const vecs = normalizeRows(vectorsOf(batch.getChild('vector'), dim), dim);
+    for (let s = 0; s < ids.length; s += chunk) {
+      const e = Math.min(ids.length, s + chunk);
+      let vq = table.vectorSearch(vecs.subarray(s * dim, (s + 1) * dim));
+      for (let j = s + 1; j < e; j++) vq = vq.addQueryVector(vecs.subarray(j * dim, (j + 1) * dim));
+      vq = vq.distanceType('cosine').limit(k + 1).select(['id', '_distance']).nprobes(ann.nprobes).refineFactor(ann.refineFactor);
+      if (ann.type === 'hnsw_sq') vq = vq.ef(Math.max(ann.ef, (k + 1) * ann.refineFactor));
+      if (options.where) vq = vq.where(options.where);
+      const res = await vq.toArrow();
+      const rid = strings(res.getChild('id'), res.numRows);
+      const dist = numbers(res.getChild('_distance'), res.numRows);
+      const qi = res.getChild('query_index') ? numbers(res.getChild('query_index'), res.numRows) : new Array<number>(res.numRows).fill(0);
+      for (let r = 0; r < res.numRows; r++) {
+        const a = num(ids[s + qi[r]!]!);
+        const b = num(rid[r]!);
+        const sim = 1 - dist[r]!;
+        if (a !== b && sim >= threshold) pairs.push(a < b ? [a, b, Math.min(1, sim)] : [b, a, Math.min(1, sim)]);
+      }
+    }
+  }
+  const used = [...new Set(pairs.flatMap(([a, b]) => [a, b]))];
+  const recs = new Map<string, IndexRecord>();
+  for (let i = 0; i < used.length; i += 500) {
+    const t = await table.query().where(sqlIn('id', used.slice(i, i + 500).map((u) => idOf[u]!))).select([...RESULT_COLUMNS]).toArrow();
+    for (const r of recordsOf(t)) recs.set(r.id, r);
+  }
+  return groupPairs(pairs, idOf.length, (i) => pick(recs.get(idOf[i]!) ?? { id: idOf[i]!, path: '', label: null, split: null, size: 0, mtime: 0 }));
 }
 
 /** Writes a file atomically: temp file in the same folder, fsync, rename. */

@@ -166,3 +166,43 @@ export function vectorsOf(col: arrow.Vector | null, dim: number): Float32Array {
   }
   return out;
 }
+
+/** A row as queries return it: everything but the vector ({@link RESULT_COLUMNS}). */
+export interface IndexRecord {
+  id: string;
+  path: string;
+  label: string | null;
+  split: string | null;
+  size: number;
+  mtime: number;
+}
+
+/** The values of a string column (all null when the column is absent). */
+export function strings(col: arrow.Vector | null, n: number): (string | null)[] {
+  if (!col) return new Array<string | null>(n).fill(null);
+  const out: (string | null)[] = [];
+  for (const v of col) out.push(v == null ? null : String(v));
+  return out;
+}
+
+/** The values of a numeric column as numbers (all 0 when the column is absent). */
+export function numbers(col: arrow.Vector | null, n: number): number[] {
+  if (!col) return new Array<number>(n).fill(0);
+  const out: number[] = [];
+  for (const v of col) out.push(Number(v));
+  return out;
+}
+
+/** The rows of a query result of {@link RESULT_COLUMNS}. */
+export function recordsOf(t: arrow.Table): IndexRecord[] {
+  const n = t.numRows;
+  const id = strings(t.getChild('id'), n);
+  const p = strings(t.getChild('path'), n);
+  const label = strings(t.getChild('label'), n);
+  const split = strings(t.getChild('split'), n);
+  const size = numbers(t.getChild('size'), n);
+  const mtime = numbers(t.getChild('mtime'), n);
+  const out: IndexRecord[] = [];
+  for (let i = 0; i < n; i++) out.push({ id: id[i]!, path: p[i]!, label: label[i]!, split: split[i]!, size: size[i]!, mtime: mtime[i]! });
+  return out;
+}
