@@ -15,7 +15,7 @@
  * dropped, BT.601 luma for 1 channel), resize to the model's size with `fit: 'cover'` and the
  * lanczos3 kernel, packing to uint8 NCHW. Normalisation follows in the predictor.
  */
-import { existsSync, promises as fsp, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tensor } from '../torch/index.js';
