@@ -243,7 +243,7 @@ export class Model implements Embedder {
     const { imageSize, channels, mean, std } = net.config;
     const data = await loadLabelledData({ data: a.data, dataRoot: a.dataRoot, imageSize, channels, seed: a.seed });
     try {
-      const r = runLinearProbe(net.copyBackbone(poolingOf(net, a)), data, { mean, std }, {
+      const r = await runLinearProbe(net.copyBackbone(poolingOf(net, a)), data, { mean, std }, {
         labelFraction: a.labelFraction, seed: a.seed, lrs: a.lrs, weightDecays: a.weightDecays, valFraction: a.valFraction, epochs: a.probeEpochs,
         featureBatch: a.batch, silent: a.silent,
       });
@@ -264,7 +264,7 @@ export class Model implements Embedder {
     const { imageSize, channels, mean, std } = net.config;
     const data = await loadLabelledData({ data: a.data, dataRoot: a.dataRoot, imageSize, channels, seed: a.seed });
     try {
-      const r = runFinetune(net.copyBackbone(poolingOf(net, a)), data, { mean, std }, {
+      const r = await runFinetune(net.copyBackbone(poolingOf(net, a)), data, { mean, std }, {
         labelFraction: a.labelFraction, seed: a.seed, epochs: a.epochs, batch: a.batch, lr: a.lr, weightDecay: a.weightDecay,
         backboneLrScale: a.backboneLrScale, minSteps: a.minSteps, maxSteps: a.maxSteps, minScale: a.minScale, hflip: a.hflip,
         labelSmoothing: a.labelSmoothing, silent: a.silent, channelsLast: net.config.channelsLast as boolean | undefined,
