@@ -9,8 +9,7 @@
  * Results go to a run folder (`out`; by default a fresh `runs/train`, `runs/train2`, ... so
  * that no earlier run is overwritten); the model then holds `<out>/best.safetensors`.
  */
-import { existsSync, mkdirSync } from 'node:fs';
-import path from 'node:path';
+import { existsSync } from 'node:fs';
 import * as torch from '../torch/index.js';
 import { train as trainSelfSupervised, type EpochMetrics } from '../engine/trainer.js';
 import { resolveConfig, type TrainConfig } from '../engine/config.js';
@@ -19,7 +18,7 @@ import { loadLabelledData, type ClassifyMetrics } from '../engine/classify.js';
 import { FIT_DEFAULTS, pickFit, trainClassifier, trainSupervised } from '../engine/supervised.js';
 import type { Method } from '../methods/index.js';
 import { loadNet, type Net } from './net.js';
-import type { TrainArgs, TrainExtras } from './args.js';
+import type { TrainExtras } from './args.js';
 
 export interface TrainOutcome {
   /** The checkpoint the model now holds. */

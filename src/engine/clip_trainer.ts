@@ -353,7 +353,7 @@ export async function trainClip(options: Partial<ClipTrainConfig> = {}, hooks: C
         score: (row) => (val ? (row.val_i2t_r1! + row.val_t2i_r1!) / 2 : -row.loss),
       },
       resume: resumeFrom,
-      progress: new Progress(process.stdout, { silent: hooks.silent }),
+      progress,
       describe: (row) => `  logit scale ${row.logit_scale.toFixed(1)}` +
         (val ? `  val R@1 i→t ${(row.val_i2t_r1! * 100).toFixed(1)}% t→i ${(row.val_t2i_r1! * 100).toFixed(1)}%` : ''),
       divergenceHint: 'Lower --lr or add --warmup-epochs.',
