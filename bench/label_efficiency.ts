@@ -100,13 +100,13 @@ export async function main(args: Record<string, unknown>): Promise<void> {
         extra = { steps: r.metrics.steps, train_loss: r.metrics.trainLoss };
         r.model.dispose();
       } else if (arm === 'probe') {
-        const r = linearProbe(net!.copyBackbone(probePooling), data, norm, { labelFraction: fraction, seed, silent: !args.verbose });
+        const r = await linearProbe(net!.copyBackbone(probePooling), data, norm, { labelFraction: fraction, seed, silent: !args.verbose });
         ({ top1, top5, labels } = r.metrics);
         extra = { lr: r.metrics.lr, weight_decay: r.metrics.weightDecay, feature_dim: r.model.featureDim,
           featureStages: probePooling.featureStages ?? net!.config.featureStages ?? 1, featureGrid: probePooling.featureGrid ?? net!.config.featureGrid ?? 1 };
         r.model.dispose();
       } else {
-        const r = finetune(net!.copyBackbone(), data, norm, { ...fit, labelFraction: fraction });
+        const r = await finetune(net!.copyBackbone(), data, norm, { ...fit, labelFraction: fraction });
         ({ top1, top5, labels } = r.metrics);
         extra = { steps: r.metrics.steps, train_loss: r.metrics.trainLoss };
         r.model.dispose();

@@ -4,7 +4,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -58,6 +58,9 @@ test('SimCLR on synthetic shapes: kNN accuracy clearly above chance, run folder 
   for (const f of ['config.json', 'metrics.jsonl', 'results.csv', 'last.safetensors', 'best.safetensors']) assert.ok(existsSync(path.join(out, f)), f);
   assert.equal(r.metrics.length, 4);
   assert.ok(r.metrics.every((m) => m.loss > 0 && m.img_per_s > 0 && m.lr >= 0));
+  // the monitor's bank is every training image (256 less the 10% hold-out of queries), recorded per row
+  assert.ok(r.metrics.every((m) => m.knn_bank === 230), `knn_bank ${r.metrics.map((m) => m.knn_bank)}`);
+  assert.equal(JSON.parse(readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').split('\n')[0]!).knn_bank, 230);
   const ck = loadCheckpoint(path.join(out, 'last.safetensors'));
   assert.equal(ck.meta.epoch, 3);
   assert.ok(ck.model.has('backbone.conv1.weight') && ck.model.has('backbone.bn1.running_mean'));

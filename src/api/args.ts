@@ -1,11 +1,12 @@
 /**
- * Arguments of the `Model` methods and how they merge: defaults < the checkpoint's config <
- * the model's overrides (given to `Model.load` / `new Model`) < the call's arguments; the
- * right-most defined value wins, `undefined` never overrides. Unknown keys are errors that list
+ * Arguments of the `Model` methods and how they merge (with the engine's `mergeOptions`):
+ * defaults < the checkpoint's config < the model's overrides (given to `Model.load` /
+ * `new Model`) < the call's arguments; the right-most defined value wins, `undefined` never overrides. Unknown keys are errors that list
  * the known ones (a typo must not be silently ignored).
  */
 import type { TrainConfig } from '../engine/config.js';
 import { defaultConfig } from '../engine/config.js';
+import { lenient, mergeOptions } from '../engine/options.js';
 
 export interface PredictArgs {
   /** Images per forward pass (default 32). */
@@ -93,7 +94,8 @@ export interface TrainExtras {
 
 export type TrainArgs = Partial<TrainConfig> & TrainExtras;
 
-const TRAIN_EXTRA_KEYS = ['supervised', 'labelFraction', 'silent', 'backboneLrScale', 'minSteps', 'maxSteps', 'hflip', 'labelSmoothing'];
+/** The `train()` arguments that are not training-config options. */
+export const TRAIN_EXTRA_KEYS: readonly (keyof TrainExtras)[] = ['supervised', 'labelFraction', 'silent', 'backboneLrScale', 'minSteps', 'maxSteps', 'hflip', 'labelSmoothing'];
 
 export const KNOWN_KEYS = {
   predict: Object.keys(PREDICT_DEFAULTS),
@@ -103,23 +105,18 @@ export const KNOWN_KEYS = {
 } as const;
 
 /**
- * Merges option objects, right-most defined value wins. Keys outside `known` throw a TypeError
- * naming the method and the known keys; `lenient` parts (checkpoint configs, model overrides
- * meant for other methods) are filtered to `known` silently.
+ * Merges option objects with `mergeOptions` (right-most defined value wins). Keys outside
+ * `known` throw a TypeError naming the method and the known keys; `lenient` parts (checkpoint
+ * configs, model overrides meant for other methods) are filtered to `known` silently.
  */
 export function mergeArgs<T>(what: keyof typeof KNOWN_KEYS, parts: { args: object | undefined; lenient?: boolean }[]): T {
-  const known = new Set<string>(KNOWN_KEYS[what]);
-  const out: Record<string, unknown> = {};
-  for (const { args, lenient } of parts) {
-    if (!args) continue;
-    for (const [k, v] of Object.entries(args)) {
-      if (v === undefined) continue;
-      if (!known.has(k)) {
-        if (lenient) continue;
-        throw new TypeError(`unknown ${what} option '${k}'. Known options: ${[...known].sort().join(', ')}`);
-      }
-      out[k] = v;
-    }
-  }
-  return out as T;
+  return mergeOptions(what, {}, parts.map((p) => (p.lenient ? lenient(p.args) : p.args)), { extraKeys: KNOWN_KEYS[what] }) as T;
+}
+
+/** Splits merged `train()` arguments into the training config and the extras (`TRAIN_EXTRA_KEYS`). */
+export function splitTrainArgs(merged: TrainArgs): { config: Partial<TrainConfig>; extras: TrainExtras } {
+  const extras: Record<string, unknown> = {};
+  const config: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(merged)) ((TRAIN_EXTRA_KEYS as readonly string[]).includes(k) ? extras : config)[k] = v;
+  return { config: config as Partial<TrainConfig>, extras: extras as TrainExtras };
 }

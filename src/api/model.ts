@@ -22,8 +22,8 @@ import { linearProbe as runLinearProbe } from '../engine/probe.js';
 import { finetune as runFinetune } from '../engine/finetune.js';
 import { DataError } from '../engine/data.js';
 import {
-  CLASSIFY_DEFAULTS, KNOWN_KEYS, PREDICT_DEFAULTS, VAL_DEFAULTS, mergeArgs,
-  type ClassifyArgs, type PredictArgs, type TrainArgs, type TrainExtras, type ValArgs,
+  CLASSIFY_DEFAULTS, KNOWN_KEYS, PREDICT_DEFAULTS, VAL_DEFAULTS, mergeArgs, splitTrainArgs,
+  type ClassifyArgs, type PredictArgs, type TrainArgs, type ValArgs,
 } from './args.js';
 import { Net, fileDigest, loadNet, type NetConfig, type Task } from './net.js';
 import { TaskError, type Results } from './results.js';
@@ -32,7 +32,6 @@ import type { Source } from './sources.js';
 import { TASKS } from './tasks.js';
 import { freshRunDir, type TrainOutcome } from './trainer.js';
 import type { ValMetrics } from './validator.js';
-import type { TrainConfig } from '../engine/config.js';
 
 /** Options a model keeps for all its calls (any method's arguments). */
 export type ModelOverrides = Partial<PredictArgs & ValArgs & ClassifyArgs & TrainArgs>;
@@ -186,13 +185,7 @@ export class Model implements Embedder {
     const fromCkpt = net ? Object.fromEntries(Object.entries(net.config).filter(([k]) => keep(k))) : undefined;
     const merged = mergeArgs<TrainArgs>('train', [{ args: fromCkpt, lenient: true }, { args: this.overrides, lenient: true }, { args }]);
     const explicitOut = args.out ?? this.overrides.out;
-    const extraKeys: (keyof TrainExtras)[] = ['supervised', 'labelFraction', 'silent', 'backboneLrScale', 'minSteps', 'maxSteps', 'hflip', 'labelSmoothing'];
-    const extras: TrainExtras = {};
-    const config: Partial<TrainConfig> = {};
-    for (const [k, v] of Object.entries(merged)) {
-      if ((extraKeys as string[]).includes(k)) (extras as Record<string, unknown>)[k] = v;
-      else (config as Record<string, unknown>)[k] = v;
-    }
+    const { config, extras } = splitTrainArgs(merged);
     config.out = explicitOut ?? freshRunDir();
     const task: Task = extras.supervised ? 'classifier' : this.#task;
     const trainer = new TASKS[task].trainer(net, config, extras);
@@ -243,7 +236,7 @@ export class Model implements Embedder {
     const { imageSize, channels, mean, std } = net.config;
     const data = await loadLabelledData({ data: a.data, dataRoot: a.dataRoot, imageSize, channels, seed: a.seed });
     try {
-      const r = runLinearProbe(net.copyBackbone(poolingOf(net, a)), data, { mean, std }, {
+      const r = await runLinearProbe(net.copyBackbone(poolingOf(net, a)), data, { mean, std }, {
         labelFraction: a.labelFraction, seed: a.seed, lrs: a.lrs, weightDecays: a.weightDecays, valFraction: a.valFraction, epochs: a.probeEpochs,
         featureBatch: a.batch, silent: a.silent,
       });
@@ -264,7 +257,7 @@ export class Model implements Embedder {
     const { imageSize, channels, mean, std } = net.config;
     const data = await loadLabelledData({ data: a.data, dataRoot: a.dataRoot, imageSize, channels, seed: a.seed });
     try {
-      const r = runFinetune(net.copyBackbone(poolingOf(net, a)), data, { mean, std }, {
+      const r = await runFinetune(net.copyBackbone(poolingOf(net, a)), data, { mean, std }, {
         labelFraction: a.labelFraction, seed: a.seed, epochs: a.epochs, batch: a.batch, lr: a.lr, weightDecay: a.weightDecay,
         backboneLrScale: a.backboneLrScale, minSteps: a.minSteps, maxSteps: a.maxSteps, minScale: a.minScale, hflip: a.hflip,
         labelSmoothing: a.labelSmoothing, silent: a.silent, channelsLast: net.config.channelsLast as boolean | undefined,

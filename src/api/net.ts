@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import type * as nn from '../nn/index.js';
-import type { Method } from '../methods/index.js';
+import type { SelfSupervisedMethod } from '../methods/index.js';
 import { Classifier, type ClassifierBackbone } from '../models/classifier.js';
 import { CLIPModel } from '../models/clip/model.js';
 import { loadMethod } from '../engine/trainer.js';
@@ -23,7 +23,7 @@ export class Net {
   constructor(
     readonly task: Task,
     /** Method (embedder) or Classifier. */
-    readonly module: Method | Classifier,
+    readonly module: SelfSupervisedMethod | Classifier,
     readonly config: NetConfig,
     readonly names: string[],
     /** The checkpoint file, when loaded from / saved to one. */

@@ -9,17 +9,16 @@
  * Results go to a run folder (`out`; by default a fresh `runs/train`, `runs/train2`, ... so
  * that no earlier run is overwritten); the model then holds `<out>/best.safetensors`.
  */
-import { existsSync, mkdirSync } from 'node:fs';
-import path from 'node:path';
+import { existsSync } from 'node:fs';
 import * as torch from '../torch/index.js';
 import { train as trainSelfSupervised, type EpochMetrics } from '../engine/trainer.js';
 import { resolveConfig, type TrainConfig } from '../engine/config.js';
 import { DataError } from '../engine/data.js';
-import { evaluateClassifier, labelSubset, loadLabelledData, saveClassifier, type ClassifyMetrics } from '../engine/classify.js';
-import { FIT_DEFAULTS, fitClassifier, pickFit, trainSupervised } from '../engine/supervised.js';
+import { loadLabelledData, type ClassifyMetrics } from '../engine/classify.js';
+import { FIT_DEFAULTS, pickFit, trainClassifier, trainSupervised } from '../engine/supervised.js';
 import type { Method } from '../methods/index.js';
 import { loadNet, type Net } from './net.js';
-import type { TrainArgs, TrainExtras } from './args.js';
+import type { TrainExtras } from './args.js';
 
 export interface TrainOutcome {
   /** The checkpoint the model now holds. */
@@ -79,23 +78,17 @@ export class ClassifierTrainer extends Trainer {
       }
       if (c.threads > 0) torch.setNumThreads(c.threads);
       torch.manualSeed(c.seed);
-      const fraction = this.extras.labelFraction ?? 1;
-      const labelled = labelSubset(data.train.labels, data.trainIndices, fraction, c.seed);
-      const model = net.copyClassifier();
-      const fit = fitClassifier(model, data.train, labelled, {
-        ...FIT_DEFAULTS, epochs: c.epochs, batch: c.batch, lr: c.lr, weightDecay: c.weightDecay, seed: c.seed, channelsLast: c.channelsLast,
-        ...pickFit(this.extras), mean, std,
+      const r = await trainClassifier(net.copyClassifier(), data, {
+        labelFraction: this.extras.labelFraction ?? 1, seed: c.seed,
+        fit: {
+          ...FIT_DEFAULTS, epochs: c.epochs, batch: c.batch, lr: c.lr, weightDecay: c.weightDecay, seed: c.seed, channelsLast: c.channelsLast,
+          ...pickFit(this.extras), mean, std,
+        },
+        save: { out: c.out, config: net.config, provenance: { mode: 'finetune', from: net.weights ?? undefined, data: c.data } },
       });
-      const m = evaluateClassifier(model, data.test, data.testIndices, { mean, std, names: net.names });
-      const metrics = { ...m, split: data.split, labels: labelled.length, steps: fit.steps, trainLoss: fit.loss };
-      mkdirSync(c.out, { recursive: true });
-      const weights = path.join(c.out, 'best.safetensors');
-      const provenance = { mode: 'finetune' as const, from: net.weights ?? undefined, labelFraction: fraction, labels: labelled.length, data: c.data, steps: fit.steps };
-      for (const f of [weights, path.join(c.out, 'last.safetensors')]) {
-        saveClassifier(f, model, { config: net.config, names: net.names, provenance, metrics: { top1: m.top1, top5: m.top5, split: data.split, n: m.n } });
-      }
-      model.dispose();
-      return { net: loadNet(weights), outcome: { weights, metrics } };
+      r.model.dispose();
+      const weights = r.weights!;
+      return { net: loadNet(weights), outcome: { weights, metrics: r.metrics } };
     } finally {
       data.dispose();
     }

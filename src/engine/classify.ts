@@ -18,6 +18,7 @@ import { createBackbone, type BackboneSpec, type ResNetStem } from '../models/in
 import type { Classifier } from '../models/classifier.js';
 import { DataError } from './data.js';
 import { embedIndices } from './evaluate.js';
+import { backboneSpec } from './config.js';
 import { saveCheckpoint } from './checkpoint.js';
 
 /** The part of a checkpoint config that fixes the network and its input. */
@@ -35,10 +36,6 @@ export interface ModelInputConfig {
   featureGrid?: number;
 }
 
-export function backboneSpec(c: ModelInputConfig): BackboneSpec {
-  return { name: c.backbone, inChannels: c.channels, imageSize: c.imageSize, width: c.width, stem: c.stem === 'auto' ? undefined : c.stem,
-    featureStages: c.featureStages, featureGrid: c.featureGrid };
-}
 
 export function buildBackbone(c: ModelInputConfig): ReturnType<typeof createBackbone> {
   return createBackbone(backboneSpec(c));

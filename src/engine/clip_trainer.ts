@@ -1,9 +1,7 @@
 /**
- * The CLIP trainer: image–caption pairs → symmetric InfoNCE (`methods/clip.ts`) → AdamW with
- * warmup + cosine, with the same run folder, atomic checkpoints and exact resume as the
- * self-supervised trainer (`trainer.ts`), which trains on augmented views of unlabeled images
- * and so is not reused for pairs; this loop shares its conventions and helpers
- * (`checkpoint.ts`, `progress.ts`, `metrics.jsonl`/`results.csv`, `config.json`).
+ * The CLIP trainer: setup code around the engine's loop (`loop.ts`) for image–caption pairs →
+ * symmetric InfoNCE (`methods/clip.ts`, a `Method<CLIPBatch>`) → AdamW with warmup + cosine,
+ * with the run folder, atomic checkpoints and exact resume that the loop gives every trainer.
  *
  * Three starts:
  * - from scratch: a CLIP of the configured size (ViT image tower, causal text transformer,
@@ -24,24 +22,23 @@
  * (`model.text_model...`), the optimizer, schedule and RNG; `CLIPModel.fromPretrained` and
  * `dyad zero-shot --model` read them directly.
  */
-import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
-import { writeFileAtomic } from '../torch/io.js';
-import { readRunMetrics, writeRunResults } from './run_files.js';
 import { DataLoader, ImageTextPairs, InMemoryDataset } from '../data/index.js';
 import { CLIPModel } from '../models/clip/model.js';
 import { parseProcessorConfig, toHFProcessorConfig, type CLIPConfig } from '../models/clip/config.js';
 import { createBackbone, type BackboneSpec } from '../models/index.js';
-import { CLIP } from '../methods/clip.js';
+import { CLIP, type CLIPBatch } from '../methods/clip.js';
 import { AdamW, SGD, paramGroupsForWeightDecay, type Optimizer } from '../optim/index.js';
 import { LinearWarmupCosine } from '../optim/lr_scheduler.js';
-import { disposeCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { disposeCheckpoint, loadCheckpoint } from './checkpoint.js';
 import { Progress } from './progress.js';
-import { loadMethod, TrainingDivergedError } from './trainer.js';
+import { loadMethod, runSteps } from './trainer.js';
 import { cacheFits, type CacheMode } from './data.js';
-import { optimizerStep } from './step.js';
+import { backboneSpec } from './config.js';
+import { check, definedOnly, mergeOptions } from './options.js';
+import { fit, type EpochRow, type LoopCallbacks } from './loop.js';
 
 export interface ClipTrainConfig {
   method: 'clip';
@@ -94,48 +91,35 @@ export function defaultClipConfig(): ClipTrainConfig {
   };
 }
 
-const KNOWN = new Set(Object.keys(defaultClipConfig()));
-
-/** Merges option objects (right-most wins), rejecting unknown keys and bad values. */
+/** Merges option objects (right-most wins; see `mergeOptions`), rejecting unknown keys and bad values. */
 export function resolveClipConfig(...parts: Partial<ClipTrainConfig>[]): ClipTrainConfig {
-  const c = defaultClipConfig();
-  for (const p of parts) {
-    for (const [k, v] of Object.entries(p)) {
-      if (v === undefined) continue;
-      if (!KNOWN.has(k)) throw new TypeError(`unknown CLIP training option '${k}'. Known options: ${[...KNOWN].sort().join(', ')}`);
-      (c as unknown as Record<string, unknown>)[k] = v;
-    }
-  }
+  return validateClipConfig(mergeOptions('CLIP training', defaultClipConfig(), parts));
+}
+
+/** Checks a merged CLIP training config and fills the lr default (5e-4 from scratch, 1e-5 fine-tuning). */
+export function validateClipConfig(c: ClipTrainConfig): ClipTrainConfig {
   if (c.method !== 'clip') throw new TypeError(`resolveClipConfig: method must be 'clip', got '${String(c.method)}'`);
   if (!c.data) throw new TypeError('CLIP training needs data: a CSV or JSONL list of image paths and captions (--data pairs.jsonl)');
   if (c.model && c.imageEncoder) throw new TypeError('pass either model (fine-tune a CLIP) or imageEncoder (LiT on a dyad encoder), not both');
   if (c.cache !== true && c.cache !== false && c.cache !== 'auto') throw new TypeError(`cache must be true, false or 'auto', got ${JSON.stringify(c.cache)}`);
   if (!['adamw', 'sgd'].includes(c.optimizer)) throw new TypeError(`unknown optimizer '${c.optimizer}' for CLIP: use adamw or sgd`);
-  const int = (k: keyof ClipTrainConfig, min: number): void => {
-    const v = c[k] as number;
-    if (!Number.isInteger(v) || v < min) throw new RangeError(`${k} must be an integer ≥ ${min}, got ${String(v)}`);
-  };
-  for (const k of ['epochs', 'imageSize', 'patchSize', 'visionWidth', 'visionLayers', 'visionHeads', 'textWidth', 'textLayers', 'textHeads', 'projectionDim'] as const) int(k, 1);
-  int('batch', 2);
-  int('contextLength', 3);
-  int('warmupEpochs', 0);
-  int('maxStepsPerEpoch', 0);
+  for (const k of ['epochs', 'imageSize', 'patchSize', 'visionWidth', 'visionLayers', 'visionHeads', 'textWidth', 'textLayers', 'textHeads', 'projectionDim'] as const) check.int(k, c[k], 1);
+  check.int('batch', c.batch, 2);
+  check.int('contextLength', c.contextLength, 3);
+  check.int('warmupEpochs', c.warmupEpochs, 0);
+  check.int('maxStepsPerEpoch', c.maxStepsPerEpoch, 0);
   if (c.lr === 0) c.lr = c.model ? 1e-5 : 5e-4;
-  if (!(c.lr > 0)) throw new RangeError(`lr must be positive, got ${c.lr}`);
-  if (!(c.temperature > 0)) throw new RangeError(`temperature must be positive, got ${c.temperature}`);
+  check.positive('lr', c.lr);
+  check.positive('temperature', c.temperature);
   if (!(c.maxLogitScale >= 1)) throw new RangeError(`maxLogitScale must be ≥ 1, got ${c.maxLogitScale}`);
   return c;
 }
 
-export interface ClipEpochMetrics {
-  epoch: number;
-  loss: number;
-  lr: number;
-  img_per_s: number;
+export interface ClipEpochMetrics extends EpochRow {
+  /** exp(logit_scale) after the epoch, and the held-out recall@1 when `val` pairs are given. */
   logit_scale: number;
   val_i2t_r1?: number;
   val_t2i_r1?: number;
-  time_s: number;
 }
 
 /** Pairs in memory: uint8 images [N, C, S, S] at the model's input size and their captions. */
@@ -144,7 +128,7 @@ export interface ClipPairs {
   captions: string[];
 }
 
-export interface ClipTrainHooks {
+export interface ClipTrainHooks extends LoopCallbacks<ClipEpochMetrics> {
   /** Resume from `out/last.safetensors` (true) or the given checkpoint. */
   resume?: boolean | string;
   silent?: boolean;
@@ -174,10 +158,8 @@ export function buildClipModel(c: ClipTrainConfig): { model: CLIPModel; freezeVi
     const ssl = loadMethod(c.imageEncoder);
     try {
       const sc = ssl.config;
-      const spec: BackboneSpec & { featureDim: number } = {
-        name: sc.backbone, inChannels: sc.channels, imageSize: sc.imageSize, width: sc.width, ...(sc.stem !== 'auto' ? { stem: sc.stem } : {}),
-        featureDim: ssl.method.backbone.featureDim,
-      };
+      // the encoder as trained, its feature pooling included (the recorded featureDim depends on it)
+      const spec: BackboneSpec & { featureDim: number } = { ...(definedOnly(backboneSpec(sc)) as BackboneSpec), featureDim: ssl.method.backbone.featureDim };
       const backbone = createBackbone(spec);
       torch.scope(() => backbone.loadStateDict(ssl.method.backbone.stateDict()));
       const config = { text_config: text, vision_config: { dyad_backbone: spec }, projection_dim: c.projectionDim, logit_scale_init_value: logitScale };
@@ -254,8 +236,6 @@ export function retrievalRecall(model: CLIPModel, pairs: ClipPairs, batch = 64):
 
 const CSV_COLUMNS: (keyof ClipEpochMetrics)[] = ['epoch', 'loss', 'lr', 'img_per_s', 'logit_scale', 'val_i2t_r1', 'val_t2i_r1', 'time_s'];
 
-const writeResults = (dir: string, rows: ClipEpochMetrics[]): void => writeRunResults(dir, rows, CSV_COLUMNS);
-const readMetrics = (dir: string): ClipEpochMetrics[] => readRunMetrics<ClipEpochMetrics>(dir);
 
 /** Trains (or fine-tunes) a CLIP on image–caption pairs; see the module comment. */
 export async function trainClip(options: Partial<ClipTrainConfig> = {}, hooks: ClipTrainHooks = {}): Promise<ClipTrainResult> {
@@ -334,104 +314,56 @@ export async function trainClip(options: Partial<ClipTrainConfig> = {}, hooks: C
   const tokens = tokenizeAll(model, captions);
   own.push(tokens.ids);
 
-  const n = trainSet.length;
-  if (n < config.batch) throw new RangeError(`the training set has ${n} pairs, fewer than one batch of ${config.batch}: lower --batch`);
-  const fullSteps = Math.floor(n / config.batch);
-  const stepsPerEpoch = config.maxStepsPerEpoch > 0 ? Math.min(fullSteps, config.maxStepsPerEpoch) : fullSteps;
-  const totalSteps = stepsPerEpoch * config.epochs;
+  const { stepsPerEpoch, totalSteps } = runSteps(trainSet.length, config, 'pairs');
   const loader = new DataLoader(trainSet, { batchSize: config.batch, shuffle: true, seed: config.seed, dropLast: true,
     imageSize: crop, channels: ch, fit: 'cover', kernel: 'cubic' });
   own.push({ dispose: () => loader.close() });
   const optimizer = buildOptimizer(config, method);
   const scheduler = new LinearWarmupCosine(optimizer, { warmupSteps: Math.min(config.warmupEpochs * stepsPerEpoch, totalSteps), totalSteps });
+  /** The batch of pairs: normalised images and caption ids cut to the batch's longest caption. */
+  const pairBatch = (images: Tensor, rows: number[]): CLIPBatch => {
+    let maxLen = 1;
+    for (const i of rows) maxLen = Math.max(maxLen, tokens.lengths[i]!);
+    const sel = torch.tensor(BigInt64Array.from(rows, (i) => BigInt(i)));
+    return { pixelValues: model.processor.normalizeBatch(images), inputIds: tokens.ids.indexSelect(0, sel).narrow(1, 0, maxLen) };
+  };
 
-  const dir = config.out;
-  mkdirSync(dir, { recursive: true });
-  const lastPath = path.join(dir, 'last.safetensors');
-  const bestPath = path.join(dir, 'best.safetensors');
-  const mcfg = checkpointConfig(model, config, freezeVision);
-  let startEpoch = 0;
-  let best: number | null = null;
-  let metrics: ClipEpochMetrics[] = [];
-  if (resumeFrom) {
-    try {
-      model.loadStateDict(resumeFrom.model);
-      optimizer.loadStateDict({ state: resumeFrom.optimizer, meta: resumeFrom.meta.optimizer! });
-      if (resumeFrom.meta.scheduler) scheduler.loadStateDict(resumeFrom.meta.scheduler);
-      if (resumeFrom.rng) torch.setRngState(resumeFrom.rng);
-    } finally {
-      disposeCheckpoint(resumeFrom);
-    }
-    startEpoch = resumeFrom.meta.epoch + 1;
-    best = resumeFrom.meta.bestMetric ?? null;
-    metrics = readMetrics(dir).filter((m) => m.epoch < startEpoch);
-    progress.log(`resuming ${dir} at epoch ${startEpoch + 1}/${config.epochs}`);
-  }
-  writeFileAtomic(path.join(dir, 'config.json'), JSON.stringify(mcfg, null, 2) + '\n');
-
+  let result: Awaited<ReturnType<typeof fit<CLIPBatch, ClipEpochMetrics>>>;
   try {
-    for (let epoch = startEpoch; epoch < config.epochs; epoch++) {
-      method.train();
-      loader.setEpoch(epoch);
-      const t0 = performance.now();
-      let lossSum = 0;
-      let st = 0;
-      let images = 0;
-      for await (const batch of loader) {
-        const step = epoch * stepsPerEpoch + st;
-        const ctx = { step, totalSteps, epoch };
-        const rows = batch.indices.map(captionOf);
-        let maxLen = 1;
-        for (const i of rows) maxLen = Math.max(maxLen, tokens.lengths[i]!);
-        const loss = torch.scope(() => {
-          const sel = torch.tensor(BigInt64Array.from(rows, (i) => BigInt(i)));
-          const pixelValues = model.processor.normalizeBatch(batch.images);
-          const inputIds = tokens.ids.indexSelect(0, sel).narrow(1, 0, maxLen);
-          const l = method.trainingStep({ pixelValues, inputIds }, ctx);
-          return optimizerStep(l, optimizer);
-        });
-        if (!Number.isFinite(loss)) {
-          throw new TrainingDivergedError(`the loss became ${loss} at epoch ${epoch + 1}, step ${st + 1}: training stopped. ` +
-            `The last good checkpoint is kept in ${existsSync(lastPath) ? lastPath : '(none yet)'}. Lower --lr or add --warmup-epochs.`);
+    result = await fit<CLIPBatch, ClipEpochMetrics>({
+      method, optimizer, scheduler, epochs: config.epochs, stepsPerEpoch, totalSteps,
+      async *batches(epoch) {
+        loader.setEpoch(epoch);
+        for await (const b of loader) {
+          const rows = b.indices.map(captionOf);
+          yield { size: rows.length, batch: () => pairBatch(b.images, rows) };
         }
-        method.afterStep(ctx);
-        scheduler.step();
-        lossSum += loss;
-        st++;
-        images += rows.length;
-        const elapsed = (performance.now() - t0) / 1000;
-        progress.update({ epoch, epochs: config.epochs, step: st, steps: stepsPerEpoch, loss, lr: scheduler.getLastLr()[0]!, imgPerS: images / elapsed },
-          (elapsed / st) * (totalSteps - step - 1));
-        if (st === stepsPerEpoch) break;
-      }
-      const time = (performance.now() - t0) / 1000;
-      const row: ClipEpochMetrics = {
-        epoch, loss: lossSum / st, lr: optimizer.paramGroups[0]!.lr, img_per_s: images / time,
-        logit_scale: Math.exp(model.logit_scale.item()), time_s: time,
-      };
-      if (val) {
-        method.eval();
-        const r = retrievalRecall(model, val);
-        row.val_i2t_r1 = r.i2t;
-        row.val_t2i_r1 = r.t2i;
-      }
-      metrics.push(row);
-      const score = val ? (row.val_i2t_r1! + row.val_t2i_r1!) / 2 : -row.loss;
-      const improved = best === null || score > best;
-      if (improved) best = score;
-      const meta = { task: 'clip' as const, config: mcfg, epoch, step: (epoch + 1) * stepsPerEpoch, names: [], bestMetric: best, metrics: { ...row } };
-      saveCheckpoint(lastPath, { model, optimizer, scheduler, meta });
-      if (improved) saveCheckpoint(bestPath, { model, optimizer, scheduler, meta });
-      writeResults(dir, metrics);
-      progress.log(`epoch ${epoch + 1}/${config.epochs}  loss ${row.loss.toFixed(4)}  ${row.img_per_s.toFixed(0)} img/s  logit scale ${row.logit_scale.toFixed(1)}` +
-        (val ? `  val R@1 i→t ${(row.val_i2t_r1! * 100).toFixed(1)}% t→i ${(row.val_t2i_r1! * 100).toFixed(1)}%` : ''));
-      hooks.onEpoch?.(row);
-    }
+      },
+      evaluate: () => {
+        const row: Partial<ClipEpochMetrics> = { logit_scale: Math.exp(model.logit_scale.item()) };
+        if (val) {
+          const r = retrievalRecall(model, val);
+          row.val_i2t_r1 = r.i2t;
+          row.val_t2i_r1 = r.t2i;
+        }
+        return row;
+      },
+      run: {
+        dir: config.out, task: 'clip', config: checkpointConfig(model, config, freezeVision), model, columns: CSV_COLUMNS,
+        score: (row) => (val ? (row.val_i2t_r1! + row.val_t2i_r1!) / 2 : -row.loss),
+      },
+      resume: resumeFrom,
+      progress,
+      describe: (row) => `  logit scale ${row.logit_scale.toFixed(1)}` +
+        (val ? `  val R@1 i→t ${(row.val_i2t_r1! * 100).toFixed(1)}% t→i ${(row.val_t2i_r1! * 100).toFixed(1)}%` : ''),
+      divergenceHint: 'Lower --lr or add --warmup-epochs.',
+      callbacks: [hooks, hooks.onEpoch ? { onEpochEnd: hooks.onEpoch } : undefined],
+    });
   } finally {
     for (const t of own) t.dispose();
     optimizer.dispose?.();
   }
   model.eval();
   model.resetIdentity();
-  return { config, metrics, best, lastPath, bestPath, model };
+  return { config, metrics: result.metrics, best: result.best, lastPath: result.lastPath!, bestPath: result.bestPath!, model };
 }

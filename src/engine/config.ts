@@ -6,6 +6,8 @@
  */
 import type { CacheMode } from './data.js';
 import { RESNET_STEMS, type ResNetStem } from '../models/resnet.js';
+import type { BackboneSpec } from '../models/index.js';
+import { check, mergeOptions } from './options.js';
 import { SIMCLR_LOSSES, type SimCLRLossName } from '../methods/simclr.js';
 
 export type MethodName = 'simclr' | 'moco';
@@ -77,7 +79,11 @@ export interface TrainConfig {
   knnEvery: number;
   knnK: number;
   knnTemperature: number;
-  /** Cap on the kNN bank size (training images embedded), to bound its cost. */
+  /**
+   * Cap on the kNN monitor's bank (training images embedded, evenly spaced), to bound its cost;
+   * 0 = all of them (the default, so the monitor that picks `best` agrees with `dyad knn`).
+   * Each metrics row records the bank it used (`knn_bank`).
+   */
   knnBankSize: number;
   threads: number;
   /** Stop after this many steps per epoch (tests, quick looks); 0 = whole epochs. */
@@ -97,7 +103,7 @@ export function defaultConfig(): TrainConfig {
     method: 'simclr', data: 'fashion-mnist', epochs: 10, batch: 256, backbone: 'resnet18', width: 16, imageSize: 0, stem: 'auto', channels: 1, featureStages: 1, featureGrid: 1,
     optimizer: 'sgd', lr: 0.12, momentum: 0.9, weightDecay: 5e-4, warmupEpochs: 0, temperature: 0.5,
     memoryBankSize: 4096, emaMomentum: 0.99, concatViews: true, headLayers: 3, loss: 'ntxent', minScale: 0.2, localViews: 0, localSize: 0, localMinScale: 0.05, localMaxScale: 0.2, cjStrength: 0.5, blur: 0, seed: 0, out: 'runs/train',
-    knnEvery: 1, knnK: 200, knnTemperature: 0.1, knnBankSize: 10000, threads: 0, maxStepsPerEpoch: 0, channelsLast: true, cache: 'auto',
+    knnEvery: 1, knnK: 200, knnTemperature: 0.1, knnBankSize: 0, threads: 0, maxStepsPerEpoch: 0, channelsLast: true, cache: 'auto',
   };
 }
 
@@ -112,21 +118,20 @@ export function savedTrainConfig<T extends Record<string, unknown>>(saved: T): T
   return { ...BEFORE_OPTION, ...saved };
 }
 
-const KNOWN = new Set(Object.keys(defaultConfig()).concat(['dataRoot']));
+/** The backbone a config describes (one translation, used by every trainer and checkpoint loader). */
+export function backboneSpec(c: Pick<TrainConfig, 'backbone' | 'channels' | 'imageSize' | 'width' | 'stem'> & { featureStages?: number; featureGrid?: number }): BackboneSpec {
+  return { name: c.backbone, inChannels: c.channels, imageSize: c.imageSize, width: c.width, stem: c.stem === 'auto' ? undefined : c.stem,
+    featureStages: c.featureStages, featureGrid: c.featureGrid };
+}
 
-/** Merges option objects (right-most wins), rejecting unknown keys and bad values with a clear message. */
+/** Merges option objects (right-most wins; see `mergeOptions`), then validates the result with a clear message. */
 export function resolveConfig(...parts: Partial<TrainConfig>[]): TrainConfig {
-  const c = defaultConfig();
-  for (const p of parts) {
-    for (const [k, v] of Object.entries(p)) {
-      if (v === undefined) continue;
-      if (!KNOWN.has(k)) throw new TypeError(`unknown training option '${k}'. Known options: ${[...KNOWN].sort().join(', ')}`);
-      (c as unknown as Record<string, unknown>)[k] = v;
-    }
-  }
-  const oneOf = (k: keyof TrainConfig, vals: readonly string[]): void => {
-    if (!vals.includes(String(c[k]))) throw new TypeError(`unknown ${k} '${String(c[k])}': use one of ${vals.join(', ')}`);
-  };
+  return validateTrainConfig(mergeOptions('training', defaultConfig(), parts, { extraKeys: ['dataRoot'] }));
+}
+
+/** Checks a merged training config (and turns CLI/JSON strings for `cache` into booleans). */
+export function validateTrainConfig(c: TrainConfig): TrainConfig {
+  const oneOf = (k: keyof TrainConfig, vals: readonly string[]): void => check.oneOf(k, c[k], vals);
   oneOf('method', ['simclr', 'moco']);
   oneOf('backbone', ['resnet18', 'resnet34', 'resnet50', 'vit-tiny', 'vit-small']);
   oneOf('optimizer', ['sgd', 'lars', 'adamw']);
@@ -135,17 +140,15 @@ export function resolveConfig(...parts: Partial<TrainConfig>[]): TrainConfig {
   oneOf('loss', SIMCLR_LOSSES);
   if (c.loss !== 'ntxent' && c.method !== 'simclr') throw new RangeError(`loss '${c.loss}' is a SimCLR option; ${c.method} uses NT-Xent with its queue`);
   if (typeof c.cache === 'string' && c.cache !== 'auto') c.cache = c.cache === 'true'; // from a CLI flag or JSON
-  const positiveInt = (k: keyof TrainConfig, min = 1): void => {
-    const v = c[k] as number;
-    if (!Number.isInteger(v) || v < min) throw new RangeError(`${k} must be an integer ≥ ${min}, got ${String(v)}`);
-  };
+  const positiveInt = (k: keyof TrainConfig, min = 1): void => check.int(k, c[k], min);
   positiveInt('epochs');
   positiveInt('batch', 2);
   positiveInt('width');
   positiveInt('knnEvery', 0);
+  positiveInt('knnBankSize', 0);
   positiveInt('maxStepsPerEpoch', 0);
-  if (!(c.lr > 0)) throw new RangeError(`lr must be positive, got ${c.lr}`);
-  if (!(c.temperature > 0)) throw new RangeError(`temperature must be positive, got ${c.temperature}`);
+  check.positive('lr', c.lr);
+  check.positive('temperature', c.temperature);
   if (c.headLayers !== 2 && c.headLayers !== 3) throw new RangeError(`headLayers must be 2 or 3, got ${String(c.headLayers)}`);
   positiveInt('featureStages');
   positiveInt('featureGrid');

@@ -11,7 +11,7 @@
  * the `DataLoader`'s worker (`false`: memory independent of the dataset's size). `'auto'` (the
  * default) caches when the decoded images take at most a quarter of the machine's memory
  * (`cacheFits`). The kNN monitor's bank and queries are always held in memory (at most
- * `knnBankSize` images each, evenly spaced; a `val`/`test` folder is used whole).
+ * `knnBankSize` images each, evenly spaced, 0 = all; a `val`/`test` folder is used whole).
  */
 import { existsSync, statSync } from 'node:fs';
 import { totalmem } from 'node:os';
@@ -56,8 +56,9 @@ export const FMNIST_STATS = { mean: [0.286], std: [0.353] };
 export const MNIST_STATS = { mean: [0.1307], std: [0.3081] };
 export const IMAGENET_STATS = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 
+/** `max` evenly spaced indices of 0..n-1 (all of them when `max` is 0 or ≥ n). */
 function evenSample(n: number, max: number): number[] {
-  if (n <= max) return [...Array(n).keys()];
+  if (max <= 0 || n <= max) return [...Array(n).keys()];
   const step = n / max;
   return Array.from({ length: max }, (_, i) => Math.floor(i * step));
 }

@@ -1,6 +1,6 @@
 /**
- * Supervised training of a `Classifier` with cross-entropy: the loop fine-tuning uses, and the
- * supervised baseline (`Model.train({ supervised: true })`: the same network from random
+ * Supervised training of a `Classifier` with cross-entropy (the `Supervised` method on the
+ * engine's loop): what fine-tuning uses, and the supervised baseline (`Model.train({ supervised: true })`: the same network from random
  * initialisation, for the label-efficiency comparison).
  *
  * Recipe: SGD with Nesterov momentum 0.9, lr × batch/256, a short linear warmup (5% of the
@@ -23,12 +23,13 @@ import { Compose, Normalize, RandomResizedCrop, ToFloat } from '../transforms/in
 import { writeFileAtomic } from '../torch/io.js';
 import { Classifier } from '../models/classifier.js';
 import { resolveConfig, type TrainConfig } from './config.js';
-import { TrainingDivergedError } from './trainer.js';
+import { Supervised, type LabelledBatch } from '../methods/supervised.js';
 import { Progress } from './progress.js';
 import { FMNIST_STATS, IMAGENET_STATS, MNIST_STATS } from './data.js';
-import { optimizerStep } from './step.js';
+import { fit, type StepEnd } from './loop.js';
+import { pickDefined } from './options.js';
 import {
-  buildBackbone, evaluateClassifier, labelSubset, loadLabelledData, saveClassifier, type ClassifyMetrics, type LabelledData, type ModelInputConfig,
+  buildBackbone, evaluateClassifier, labelSubset, loadLabelledData, saveClassifier, type ClassifierProvenance, type ClassifyMetrics, type LabelledData, type ModelInputConfig,
 } from './classify.js';
 
 export interface FitOptions {
@@ -69,8 +70,12 @@ export function fitSchedule(n: number, o: Pick<FitOptions, 'epochs' | 'batch' | 
   return { steps, batch };
 }
 
-/** Trains `model` on `ds[indices]` (labels: `ds.labels`, which must be the model's classes). Returns the mean loss of the last 10% of steps. */
-export function fitClassifier(model: Classifier, ds: InMemoryDataset, indices: number[], opts: FitOptions): { loss: number; steps: number } {
+/**
+ * Trains `model` on `ds[indices]` (labels: `ds.labels`, which must be the model's classes) with
+ * the engine's loop (a `Supervised` method; "epochs" of the loop are passes over the labelled
+ * images). Returns the mean loss of the last 10% of steps.
+ */
+export async function fitClassifier(model: Classifier, ds: InMemoryDataset, indices: number[], opts: FitOptions): Promise<{ loss: number; steps: number }> {
   const n = indices.length;
   if (n < 2) throw new RangeError(`supervised training needs at least 2 labelled images, got ${n}`);
   const { steps, batch } = fitSchedule(n, opts);
@@ -88,58 +93,86 @@ export function fitClassifier(model: Classifier, ds: InMemoryDataset, indices: n
   ];
   const optimizer = new SGD(groups, { lr, momentum: opts.momentum, weightDecay: opts.weightDecay, nesterov: true });
   const scheduler = new LinearWarmupCosine(optimizer, { warmupSteps: Math.round(steps * 0.05), totalSteps: steps });
-  const progress = new Progress(process.stdout, { silent: opts.silent });
-  const smoothing = opts.labelSmoothing;
-  const passes = Math.max(1, Math.ceil((steps * batch) / n));
+  const method = new Supervised(model, { labelSmoothing: opts.labelSmoothing });
+  const stepsPerEpoch = Math.max(1, Math.ceil(n / batch));
 
   // the index stream: seeded permutations of the labelled images, one after another
   let perm = new Int32Array(0);
   let pos = 0;
-  let epoch = 0;
+  let pass = 0;
   const next = (): number[] => {
     const out: number[] = [];
     while (out.length < batch) {
       if (pos >= perm.length) {
-        perm = Int32Array.from(new Rng(opts.seed * 1_000_003 + epoch++).permutation(n));
+        perm = Int32Array.from(new Rng(opts.seed * 1_000_003 + pass++).permutation(n));
         pos = 0;
       }
       out.push(indices[perm[pos++]!]!);
     }
     return out;
   };
+  const labelledBatch = (idx: number[]): LabelledBatch => {
+    const b = ds.tensorBatch(idx);
+    const x = augment.forward(b.images);
+    return { inputs: opts.channelsLast ? x.contiguous('channelsLast') : x, labels: b.labels };
+  };
 
-  model.train();
+  // the mean loss of the last 10% of steps, and `onLog` every 5% of them with the mean since the last call
   const tail: number[] = [];
+  const tailFrom = steps - Math.max(1, Math.round(steps / 10));
   const logEvery = Math.max(1, Math.round(steps / 20));
   let acc = 0;
   let accN = 0;
   let t0 = performance.now();
-  for (let s = 0; s < steps; s++) {
-    const idx = next();
-    const loss = torch.scope(() => {
-      const b = ds.tensorBatch(idx);
-      let x = augment.forward(b.images);
-      if (opts.channelsLast) x = x.contiguous('channelsLast');
-      const l = torch.functional.crossEntropy(model.forward(x), b.labels, { labelSmoothing: smoothing });
-      return optimizerStep(l, optimizer);
-    });
-    if (!Number.isFinite(loss)) throw new TrainingDivergedError(`the loss became ${loss} at step ${s + 1}/${steps}: training stopped. Lower the lr.`);
-    scheduler.step();
-    if (s >= steps - Math.max(1, Math.round(steps / 10))) tail.push(loss);
-    acc += loss;
+  const onStepEnd = (s: StepEnd): void => {
+    if (s.step >= tailFrom) tail.push(s.loss);
+    acc += s.loss;
     accN++;
-    if ((s + 1) % logEvery === 0 || s === steps - 1) {
+    if ((s.step + 1) % logEvery === 0 || s.step === steps - 1) {
       const el = (performance.now() - t0) / 1000;
-      const st = { step: s + 1, steps, loss: acc / accN, lr: optimizer.paramGroups.at(-1)!.lr, imgPerS: (accN * batch) / el };
-      progress.update({ epoch: Math.min(Math.floor((s * batch) / n), passes - 1), epochs: passes, ...st }, (el / accN) * (steps - s - 1));
-      opts.onLog?.(st);
+      opts.onLog?.({ step: s.step + 1, steps, loss: acc / accN, lr: s.lr, imgPerS: (accN * batch) / el });
       acc = 0;
       accN = 0;
       t0 = performance.now();
     }
-  }
+  };
+  await fit({
+    method, optimizer, scheduler, epochs: Math.ceil(steps / stepsPerEpoch), stepsPerEpoch, totalSteps: steps,
+    *batches() {
+      for (;;) {
+        const idx = next();
+        yield { size: idx.length, batch: () => labelledBatch(idx) };
+      }
+    },
+    progress: new Progress(process.stdout, { silent: opts.silent }), epochLog: false,
+    callbacks: [{ onStepEnd }],
+  });
   model.eval();
   return { loss: tail.reduce((a, b) => a + b, 0) / tail.length, steps };
+}
+
+/**
+ * Trains `model` (fit), evaluates it on the data's evaluation split, and, when `save` is given,
+ * writes it as a classifier checkpoint to `<out>/best.safetensors` and `last.safetensors`: the
+ * sequence of the supervised baseline and of `Model.train` on a classifier.
+ */
+export async function trainClassifier(model: Classifier, data: LabelledData, o: {
+  fit: FitOptions; labelFraction: number; seed: number;
+  save?: { out: string; config: ModelInputConfig & Record<string, unknown>; provenance: { mode: ClassifierProvenance['mode']; from?: string; data: string } };
+}): Promise<ClassifierRunResult> {
+  const labelled = labelSubset(data.train.labels, data.trainIndices, o.labelFraction, o.seed);
+  const fitted = await fitClassifier(model, data.train, labelled, o.fit);
+  const m = evaluateClassifier(model, data.test, data.testIndices, { mean: o.fit.mean, std: o.fit.std, names: data.names });
+  const metrics = { ...m, split: data.split, labels: labelled.length, steps: fitted.steps, trainLoss: fitted.loss };
+  let weights: string | undefined;
+  if (o.save) {
+    mkdirSync(o.save.out, { recursive: true });
+    const provenance: ClassifierProvenance = { ...o.save.provenance, labelFraction: o.labelFraction, labels: labelled.length, steps: fitted.steps };
+    const summary = { top1: m.top1, top5: m.top5, split: data.split, n: m.n };
+    for (const f of ['last.safetensors', 'best.safetensors']) saveClassifier(path.join(o.save.out, f), model, { config: o.save.config, names: data.names, provenance, metrics: summary });
+    weights = path.join(o.save.out, 'best.safetensors');
+  }
+  return { model, names: data.names, metrics, weights };
 }
 
 export interface SupervisedOptions extends Partial<Omit<FitOptions, 'mean' | 'std' | 'onLog'>> {
@@ -175,28 +208,23 @@ export async function trainSupervised(config: Partial<TrainConfig>, o: Supervise
   const data = o.data ?? await loadLabelledData({ data: c.data, dataRoot: c.dataRoot, imageSize, channels: c.channels, seed: c.seed });
   try {
     const fraction = o.labelFraction ?? 1;
-    const labelled = labelSubset(data.train.labels, data.trainIndices, fraction, c.seed);
     const model = new Classifier(buildBackbone(mc), data.names.length);
-    const fit = fitClassifier(model, data.train, labelled, {
-      ...FIT_DEFAULTS, epochs: c.epochs, batch: c.batch, seed: c.seed, channelsLast: c.channelsLast,
-      ...pickFit({ lr: config.lr, weightDecay: config.weightDecay, momentum: config.momentum, minScale: config.minScale }), ...pickFit(o),
-      mean: mc.mean, std: mc.std, onLog: o.onLog,
+    const { mean, std, ...rest } = mc;
+    const ckConfig = { ...rest, mean, std };
+    const r = await trainClassifier(model, data, {
+      labelFraction: fraction, seed: c.seed,
+      fit: {
+        ...FIT_DEFAULTS, epochs: c.epochs, batch: c.batch, seed: c.seed, channelsLast: c.channelsLast,
+        ...pickFit({ lr: config.lr, weightDecay: config.weightDecay, momentum: config.momentum, minScale: config.minScale }), ...pickFit(o),
+        mean: mc.mean, std: mc.std, onLog: o.onLog,
+      },
+      save: config.out === undefined ? undefined : { out: c.out, config: ckConfig, provenance: { mode: 'supervised', data: c.data } },
     });
-    const m = evaluateClassifier(model, data.test, data.testIndices, { mean: mc.mean, std: mc.std, names: data.names });
-    const metrics = { ...m, split: data.split, labels: labelled.length, steps: fit.steps, trainLoss: fit.loss };
-    let weights: string | undefined;
     if (config.out !== undefined) {
-      mkdirSync(c.out, { recursive: true });
-      const { mean, std, ...rest } = mc;
-      const ckConfig = { ...rest, mean, std };
-      const provenance = { mode: 'supervised' as const, labelFraction: fraction, labels: labelled.length, data: c.data, steps: fit.steps };
-      const summary = { top1: m.top1, top5: m.top5, split: data.split, n: m.n };
-      for (const f of ['last.safetensors', 'best.safetensors']) saveClassifier(path.join(c.out, f), model, { config: ckConfig, names: data.names, provenance, metrics: summary });
       writeFileAtomic(path.join(c.out, 'config.json'), JSON.stringify({ ...ckConfig, supervised: true, labelFraction: fraction }, null, 2) + '\n');
-      writeFileAtomic(path.join(c.out, 'metrics.json'), JSON.stringify(metrics, null, 2) + '\n');
-      weights = path.join(c.out, 'best.safetensors');
+      writeFileAtomic(path.join(c.out, 'metrics.json'), JSON.stringify(r.metrics, null, 2) + '\n');
     }
-    return { model, names: data.names, metrics, weights };
+    return r;
   } finally {
     if (!o.data) data.dispose();
   }
@@ -204,6 +232,5 @@ export async function trainSupervised(config: Partial<TrainConfig>, o: Supervise
 
 /** The fit options set in `o` (undefined ones left out, so they do not override defaults in a spread). */
 export function pickFit(o: object): Partial<FitOptions> {
-  const keys = new Set([...Object.keys(FIT_DEFAULTS), 'silent', 'onLog']);
-  return Object.fromEntries(Object.entries(o).filter(([k, v]) => keys.has(k) && v !== undefined)) as Partial<FitOptions>;
+  return pickDefined<FitOptions>(o, [...Object.keys(FIT_DEFAULTS), 'silent', 'onLog']);
 }

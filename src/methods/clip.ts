@@ -16,7 +16,7 @@ import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import { CLIPLoss } from '../losses/clip.js';
 import type { CLIPModel } from '../models/clip/model.js';
-import type { StepContext } from './method.js';
+import { Method, type StepContext } from './method.js';
 
 export interface CLIPBatch {
   /** Preprocessed images [N, C, H, W]. */
@@ -33,7 +33,7 @@ export interface CLIPMethodOptions {
   maxLogitScale?: number;
 }
 
-export class CLIP extends nn.Module {
+export class CLIP extends Method<CLIPBatch> {
   readonly methodName = 'clip';
   model: CLIPModel;
   readonly criterion: CLIPLoss;
@@ -76,13 +76,13 @@ export class CLIP extends nn.Module {
   }
 
   /** After each optimizer step: clip logit_scale to [0, ln 100]. */
-  afterStep(_ctx?: StepContext): void {
+  override afterStep(_ctx?: StepContext): void {
     this.criterion.clampLogitScale_(this.model.logit_scale);
     this.model.resetIdentity();
   }
 
-  /** Parameters the optimizer trains (a locked image tower's are left out). */
-  trainableParameters(): [string, nn.Parameter][] {
+  /** Parameters the optimizer trains, named as in the CLIPModel (a locked image tower's are left out). */
+  override trainableParameters(): [string, nn.Parameter][] {
     return this.model.namedParameters().filter(([, p]) => p.requiresGrad);
   }
 

@@ -1,13 +1,14 @@
-/** Self-supervised methods, each a small class: backbone + head + loss + default transform. */
+/** Methods, each a small class: backbone + head + loss (see `method.ts` for what the loop needs). */
 import { createBackbone, type BackboneSpec } from '../models/index.js';
 import { MoCoV2 } from './moco.js';
 import { SimCLR, type SimCLRLossName } from './simclr.js';
-import type { Method } from './method.js';
+import type { SelfSupervisedMethod } from './method.js';
 
 export * from './method.js';
 export * from './simclr.js';
 export * from './moco.js';
 export * from './momentum.js';
+export * from './supervised.js';
 
 export interface MethodSpec {
   method: 'simclr' | 'moco';
@@ -24,7 +25,7 @@ export interface MethodSpec {
 }
 
 /** Builds a method by name (the lookup table the trainer and checkpoints use). */
-export function createMethod(spec: MethodSpec): Method {
+export function createMethod(spec: MethodSpec): SelfSupervisedMethod {
   switch (spec.method) {
     case 'simclr':
       return new SimCLR(createBackbone(spec.backbone), { temperature: spec.temperature, concatViews: spec.concatViews, numLayers: spec.headLayers, loss: spec.loss });

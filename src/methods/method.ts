@@ -1,7 +1,12 @@
 /**
- * The shape of a self-supervised method: a module holding a backbone (and heads, losses,
- * momentum copies), one training step from a list of augmented views to a scalar loss, and a
- * hook after the optimizer step (EMA updates). The trainer knows nothing else about methods.
+ * What the engine's one training loop (`engine/loop.ts`) trains: a `Method<B>`, a module with
+ * one training step from a batch of type `B` to a scalar loss, and a hook after each optimizer
+ * step (EMA updates, temperature clipping). The loop knows nothing else about methods.
+ *
+ * - `SelfSupervisedMethod` (SimCLR, MoCo, ...): `B` is the list of augmented views of a batch
+ *   of images, and the method holds a backbone whose features are the representation.
+ * - `CLIP`: `B` is a batch of image–caption pairs.
+ * - `Supervised`: `B` is inputs and class labels (supervised training, fine-tuning, the linear probe).
  */
 import * as nn from '../nn/index.js';
 import type { Tensor } from '../torch/index.js';
@@ -19,17 +24,30 @@ export interface StepContext {
   epoch: number;
 }
 
-export abstract class Method extends nn.Module {
+/** A trainable method over batches of type `B` (see the module comment). */
+export abstract class Method<B = Tensor[]> extends nn.Module {
   abstract readonly methodName: string;
-  /** Views per image the method trains on (2 for SimCLR and MoCo). */
-  readonly numViews: number = 2;
-  abstract backbone: Backbone;
 
-  /** The loss for one batch of views (each [N, C, H, W], normalised floats). */
-  abstract trainingStep(views: Tensor[], ctx: StepContext): Tensor;
+  /** The loss (a scalar tensor) for one batch. */
+  abstract trainingStep(batch: B, ctx: StepContext): Tensor;
 
   /** Called after each optimizer step (momentum encoders update here). */
   afterStep(_ctx: StepContext): void {}
+
+  /** Parameters the optimizer trains (momentum copies and locked towers are excluded). */
+  trainableParameters(): [string, nn.Parameter][] {
+    return this.namedParameters().filter(([, p]) => p.requiresGrad);
+  }
+}
+
+/**
+ * A self-supervised image method: a backbone (and heads, losses, momentum copies) trained on
+ * augmented views of unlabeled images; each view is [N, C, H, W] normalised floats.
+ */
+export abstract class SelfSupervisedMethod extends Method<Tensor[]> {
+  /** Views per image the method trains on (2 for SimCLR and MoCo). */
+  readonly numViews: number = 2;
+  abstract backbone: Backbone;
 
   /** Representation used downstream (kNN, linear probe, search): backbone features [N, featureDim]. */
   embed(x: Tensor): Tensor {
@@ -38,10 +56,5 @@ export abstract class Method extends nn.Module {
 
   forward(x: Tensor): Tensor {
     return this.embed(x);
-  }
-
-  /** Parameters the optimizer trains (momentum copies are excluded). */
-  trainableParameters(): [string, nn.Parameter][] {
-    return this.namedParameters().filter(([, p]) => p.requiresGrad);
   }
 }

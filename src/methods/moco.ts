@@ -17,7 +17,7 @@ import type { Tensor } from '../torch/index.js';
 import * as torch from '../torch/index.js';
 import { NTXentLoss } from '../losses/ntxent.js';
 import { MoCoProjectionHead } from '../models/heads.js';
-import { Method, type Backbone, type StepContext } from './method.js';
+import { SelfSupervisedMethod, type Backbone, type StepContext } from './method.js';
 import { cosineSchedule } from '../optim/lr_scheduler.js';
 import { initMomentumCopy, updateMomentum } from './momentum.js';
 
@@ -32,7 +32,7 @@ export interface MoCoV2Options {
   symmetric?: boolean;
 }
 
-export class MoCoV2 extends Method {
+export class MoCoV2 extends SelfSupervisedMethod {
   readonly methodName = 'moco';
   backbone: Backbone;
   projection_head: MoCoProjectionHead;

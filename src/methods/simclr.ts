@@ -13,7 +13,7 @@ import * as torch from '../torch/index.js';
 import { NTXentLoss } from '../losses/ntxent.js';
 import { DCLLoss, DCLWLoss } from '../losses/dcl.js';
 import { SimCLRProjectionHead } from '../models/heads.js';
-import { Method, type Backbone, type StepContext } from './method.js';
+import { SelfSupervisedMethod, type Backbone, type StepContext } from './method.js';
 
 export interface SimCLROptions {
   /** τ of NT-Xent; 0.5 in the paper's CIFAR-10 recipe (Appendix B.9). */
@@ -32,7 +32,7 @@ export interface SimCLROptions {
 export type SimCLRLossName = 'ntxent' | 'dcl' | 'dclw';
 export const SIMCLR_LOSSES: readonly SimCLRLossName[] = ['ntxent', 'dcl', 'dclw'];
 
-export class SimCLR extends Method {
+export class SimCLR extends SelfSupervisedMethod {
   readonly methodName = 'simclr';
   backbone: Backbone;
   projection_head: SimCLRProjectionHead;

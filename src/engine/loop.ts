@@ -1,0 +1,216 @@
+/**
+ * The engine's one training loop (Ultralytics' `BaseTrainer`, Lightning's fit loop): every
+ * trainer — self-supervised (`trainer.ts`), CLIP (`clip_trainer.ts`), supervised and
+ * fine-tuning (`supervised.ts`), the linear probe's layer (`probe.ts`) — is setup code that
+ * builds a `Method<B>`, an optimizer, a schedule and a batch source, then calls `fit`.
+ *
+ * One step: inside a memory scope, the batch is built (augmentation, normalisation), the
+ * method's `trainingStep` gives the loss, backward and the optimizer step run; a non-finite loss
+ * stops the run (`TrainingDivergedError`) before any weight changes, keeping the last good
+ * checkpoint. Then `method.afterStep` (EMA updates) and the schedule step.
+ *
+ * One epoch: at most `stepsPerEpoch` batches (and never past `totalSteps`), then the epoch's
+ * row (mean loss, lr, images/s, time, plus what `evaluate` adds: the kNN monitor, CLIP's
+ * recall), and, with a run folder (`run`): `last.safetensors` every epoch, `best.safetensors`
+ * when `score` improves, `metrics.jsonl` and `results.csv` (all atomic, so a kill at any moment
+ * leaves whole files). With `resume`, the loop restores the weights, optimizer, schedule, RNG,
+ * best score and earlier rows from the checkpoint and starts at the next epoch: as long as the
+ * batches of epoch e depend only on (seed, e), the resumed run ends with the same weights.
+ *
+ * Callbacks (`onStepEnd`, `onEpochEnd`, `onCheckpoint`) let the studio, distributed training
+ * and tests hook in without copying the loop.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import * as torch from '../torch/index.js';
+import type { Tensor } from '../torch/index.js';
+import type * as nn from '../nn/index.js';
+import { writeFileAtomic } from '../torch/io.js';
+import type { Method, StepContext } from '../methods/method.js';
+import type { Optimizer } from '../optim/index.js';
+import type { LRScheduler } from '../optim/lr_scheduler.js';
+import { disposeCheckpoint, saveCheckpoint, type Checkpoint, type CheckpointMeta } from './checkpoint.js';
+import { Progress } from './progress.js';
+import { readRunMetrics, writeRunResults } from './run_files.js';
+import { optimizerStep } from './step.js';
+
+export class TrainingDivergedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TrainingDivergedError';
+  }
+}
+
+/** The fields every epoch row has; trainers add their own (`knn_top1`, `logit_scale`, ...). */
+export interface EpochRow {
+  epoch: number;
+  loss: number;
+  lr: number;
+  img_per_s: number;
+  time_s: number;
+}
+
+/** One step's input: its number of images and a builder called inside the step's memory scope. */
+export interface StepInput<B> {
+  size: number;
+  batch(ctx: StepContext): B;
+}
+
+export interface StepEnd extends StepContext {
+  /** Steps done in this epoch (1-based) and the epoch's length. */
+  stepInEpoch: number;
+  stepsPerEpoch: number;
+  loss: number;
+  lr: number;
+  imgPerS: number;
+}
+
+export interface LoopCallbacks<R extends EpochRow = EpochRow> {
+  onStepEnd?(s: StepEnd): void;
+  onEpochEnd?(row: R): void;
+  onCheckpoint?(c: { kind: 'last' | 'best'; path: string; epoch: number; step: number }): void;
+}
+
+/** The run folder: where rows and checkpoints go, and what the checkpoints record. */
+export interface RunFolder<R extends EpochRow> {
+  dir: string;
+  /** Checkpoint metadata: the task, the config that rebuilds the model, class names. */
+  task: CheckpointMeta['task'];
+  config: Record<string, unknown>;
+  names?: string[];
+  /** The columns of results.csv. */
+  columns: (keyof R & string)[];
+  /** The module checkpointed under `model.` (default: the method). */
+  model?: nn.Module;
+  /** Higher is better; null: this epoch has no comparable score (no best written). */
+  score(row: R): number | null;
+}
+
+export interface FitSpec<B, R extends EpochRow> {
+  method: Method<B>;
+  optimizer: Optimizer<any>;
+  scheduler?: LRScheduler | null;
+  epochs: number;
+  stepsPerEpoch: number;
+  /** Stop after this many steps in all (default epochs × stepsPerEpoch). */
+  totalSteps?: number;
+  /** Epoch `e`'s batches; the loop takes at most `stepsPerEpoch` of them. */
+  batches(epoch: number): AsyncIterable<StepInput<B>> | Iterable<StepInput<B>>;
+  /** A batch smaller than this is skipped (batch norm needs 2; a streamed batch can lose unreadable files). Default 1. */
+  minBatch?: number;
+  /** After each epoch, in eval mode: the fields it adds to the row (the monitor), or nothing. */
+  evaluate?(epoch: number, last: boolean): Partial<R> | undefined | Promise<Partial<R> | undefined>;
+  run?: RunFolder<R> | null;
+  /** A checkpoint of this run to continue from (the loop restores it and disposes it). */
+  resume?: Checkpoint | null;
+  /** Progress output (default: none). */
+  progress?: Progress | null;
+  /** The end of each epoch's log line (after loss and img/s). */
+  describe?(row: R): string;
+  /** Log a line per epoch (default true; off for loops whose "epochs" are many short passes). */
+  epochLog?: boolean;
+  /** What to try when the loss diverges, appended to the error. */
+  divergenceHint?: string;
+  callbacks?: (LoopCallbacks<R> | undefined)[];
+}
+
+export interface FitResult<R extends EpochRow> {
+  /** All rows of the run (with a resume: the earlier ones too). */
+  metrics: R[];
+  best: number | null;
+  /** Steps taken by this call. */
+  steps: number;
+  lastPath: string | null;
+  bestPath: string | null;
+}
+
+/** Trains `spec.method` (see the module comment). */
+export async function fit<B, R extends EpochRow>(spec: FitSpec<B, R>): Promise<FitResult<R>> {
+  const { method, optimizer, scheduler, epochs, stepsPerEpoch, run } = spec;
+  const totalSteps = spec.totalSteps ?? epochs * stepsPerEpoch;
+  const progress = spec.progress ?? null;
+  const callbacks = (spec.callbacks ?? []).filter((c): c is LoopCallbacks<R> => c !== undefined);
+  const minBatch = spec.minBatch ?? 1;
+  const lastPath = run ? path.join(run.dir, 'last.safetensors') : null;
+  const bestPath = run ? path.join(run.dir, 'best.safetensors') : null;
+  const saved = run?.model ?? method;
+
+  let startEpoch = 0;
+  let best: number | null = null;
+  let metrics: R[] = [];
+  if (run) mkdirSync(run.dir, { recursive: true });
+  if (spec.resume) {
+    const ck = spec.resume;
+    try {
+      saved.loadStateDict(ck.model);
+      optimizer.loadStateDict({ state: ck.optimizer, meta: ck.meta.optimizer! });
+      if (ck.meta.scheduler) scheduler?.loadStateDict(ck.meta.scheduler);
+      if (ck.rng) torch.setRngState(ck.rng);
+    } finally {
+      disposeCheckpoint(ck);
+    }
+    startEpoch = ck.meta.epoch + 1;
+    best = ck.meta.bestMetric ?? null;
+    if (run) metrics = readRunMetrics<R>(run.dir).filter((m) => m.epoch < startEpoch);
+    progress?.log(`resuming ${run?.dir ?? 'the run'} at epoch ${startEpoch + 1}/${epochs}`);
+  }
+  if (run) writeFileAtomic(path.join(run.dir, 'config.json'), JSON.stringify(run.config, null, 2) + '\n');
+
+  let taken = 0;
+  for (let epoch = startEpoch; epoch < epochs && epoch * stepsPerEpoch < totalSteps; epoch++) {
+    method.train();
+    const t0 = performance.now();
+    const inEpoch = Math.min(stepsPerEpoch, totalSteps - epoch * stepsPerEpoch);
+    let lossSum = 0;
+    let s = 0;
+    let images = 0;
+    for await (const input of spec.batches(epoch)) {
+      if (input.size < minBatch) continue;
+      const ctx: StepContext = { step: epoch * stepsPerEpoch + s, totalSteps, epoch };
+      const loss = torch.scope(() => optimizerStep(method.trainingStep(input.batch(ctx), ctx) as Tensor, optimizer));
+      if (!Number.isFinite(loss)) {
+        throw new TrainingDivergedError(`the loss became ${loss} at epoch ${epoch + 1}, step ${s + 1}: training stopped. ` +
+          (run ? `The last good checkpoint is kept in ${existsSync(lastPath!) ? lastPath : '(none yet)'}. ` : '') + (spec.divergenceHint ?? 'Lower the lr.'));
+      }
+      method.afterStep(ctx);
+      scheduler?.step();
+      lossSum += loss;
+      s++;
+      taken++;
+      images += input.size;
+      const elapsed = (performance.now() - t0) / 1000;
+      const lr = optimizer.paramGroups.at(-1)!.lr;
+      progress?.update({ epoch, epochs, step: s, steps: inEpoch, loss, lr, imgPerS: images / elapsed }, (elapsed / s) * (totalSteps - ctx.step - 1));
+      if (callbacks.length) {
+        const end: StepEnd = { ...ctx, stepInEpoch: s, stepsPerEpoch: inEpoch, loss, lr, imgPerS: images / elapsed };
+        for (const c of callbacks) c.onStepEnd?.(end);
+      }
+      if (s === inEpoch) break;
+    }
+    if (s === 0) throw new RangeError(`epoch ${epoch + 1} had no batch to train on: the data yielded no batch of at least ${minBatch} images`);
+    const time = (performance.now() - t0) / 1000;
+    const row = { epoch, loss: lossSum / s, lr: optimizer.paramGroups[0]!.lr, img_per_s: images / time, time_s: time } as R;
+    if (spec.evaluate) {
+      method.eval();
+      Object.assign(row, await spec.evaluate(epoch, epoch === epochs - 1 || (epoch + 1) * stepsPerEpoch >= totalSteps));
+      method.train();
+    }
+    metrics.push(row);
+    if (run) {
+      const score = run.score(row);
+      const improved = score !== null && (best === null || score > best);
+      if (improved) best = score;
+      const meta = { task: run.task, config: run.config, epoch, step: (epoch + 1) * stepsPerEpoch, names: run.names ?? [], bestMetric: best, metrics: { ...row } as Record<string, unknown> };
+      saveCheckpoint(lastPath!, { model: saved, optimizer, scheduler, meta });
+      for (const c of callbacks) c.onCheckpoint?.({ kind: 'last', path: lastPath!, epoch, step: meta.step });
+      if (improved) {
+        saveCheckpoint(bestPath!, { model: saved, optimizer, scheduler, meta });
+        for (const c of callbacks) c.onCheckpoint?.({ kind: 'best', path: bestPath!, epoch, step: meta.step });
+      }
+      writeRunResults(run.dir, metrics, run.columns);
+    }
+    if (spec.epochLog !== false) progress?.log(`epoch ${epoch + 1}/${epochs}  loss ${row.loss.toFixed(4)}  ${row.img_per_s.toFixed(0)} img/s${spec.describe?.(row) ?? ''}`);
+    for (const c of callbacks) c.onEpochEnd?.(row);
+  }
+  return { metrics, best, steps: taken, lastPath, bestPath };
+}
