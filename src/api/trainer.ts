@@ -14,7 +14,7 @@ import path from 'node:path';
 import * as torch from '../torch/index.js';
 import { train as trainSelfSupervised, type EpochMetrics } from '../engine/trainer.js';
 import { resolveConfig, type TrainConfig } from '../engine/config.js';
-import { DataError } from '../engine/data.js';
+import { DataError } from '../data/errors.js';
 import { evaluateClassifier, labelSubset, loadLabelledData, saveClassifier, type ClassifyMetrics } from '../engine/classify.js';
 import { FIT_DEFAULTS, fitClassifier, pickFit, trainSupervised } from '../engine/supervised.js';
 import type { Method } from '../methods/index.js';

@@ -28,6 +28,7 @@ import { knnMonitor } from './evaluate.js';
 import { disposeCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { Progress } from './progress.js';
 import { optimizerStep } from './step.js';
+import { DyadError } from '../errors.js';
 
 export interface EpochMetrics {
   epoch: number;
@@ -58,9 +59,9 @@ export interface TrainHooks {
   init?: (method: Method) => void;
 }
 
-export class TrainingDivergedError extends Error {
+export class TrainingDivergedError extends DyadError<'TRAINING_DIVERGED'> {
   constructor(message: string) {
-    super(message);
+    super('TRAINING_DIVERGED', message);
     this.name = 'TrainingDivergedError';
   }
 }

@@ -184,9 +184,9 @@ export function pad(x: Tensor, padding: number[], o: { mode?: 'constant' | 'refl
   const mode = o.mode ?? 'constant';
   if (mode === 'constant') return wrap(N.constantPad!(x.handle, padding, o.value ?? 0));
   const dims = padding.length / 2;
-  const name = (mode === 'reflect' ? 'reflectionPad' : 'replicationPad') + `${dims}d`;
-  if (N[name] === undefined) throw new TypeError(`pad: mode '${mode}' supports 1-d and 2-d padding (2 or 4 values), got ${padding.length}`);
-  return wrap(N[name]!(x.handle, padding));
+  if (dims !== 1 && dims !== 2) throw new TypeError(`pad: mode '${mode}' supports 1-d and 2-d padding (2 or 4 values), got ${padding.length}`);
+  const name = `${mode === 'reflect' ? 'reflectionPad' : 'replicationPad'}${dims}d` as const;
+  return wrap(N[name](x.handle, padding));
 }
 export const pixelShuffle = (x: Tensor, upscaleFactor: number): Tensor => wrap(N.pixelShuffle!(x.handle, upscaleFactor));
 

@@ -101,9 +101,9 @@ export class Tensor implements Owned {
   }
 
   // ---- data out ---------------------------------------------------------------------------
-  /** The single value of a one-element tensor. */
+  /** The single value of a one-element tensor (a boolean for a bool tensor, as in PyTorch). */
   item(): number {
-    return N.item!(this.handle);
+    return N.item(this.handle) as number;
   }
   private bytes(): ArrayBuffer { return N.toBuffer!(this.handle); }
   toFloat32Array(): Float32Array { return new Float32Array((this.dtype === 'float32' ? this : this.to('float32')).bytes()); }
@@ -181,7 +181,7 @@ export class Tensor implements Owned {
   to(target: DType | Device | { dtype?: DType; device?: Device }): Tensor {
     if (typeof target === 'string') {
       const isDtype = ['float32', 'float64', 'float16', 'bfloat16', 'int64', 'int32', 'int16', 'int8', 'uint8', 'bool'].includes(target);
-      return wrap(isDtype ? N.toDtype!(this.handle, target) : N.toDevice!(this.handle, target));
+      return wrap(isDtype ? N.toDtype!(this.handle, target as DType) : N.toDevice!(this.handle, target));
     }
     let t: Tensor = this;
     if (target.device !== undefined) t = wrap(N.toDevice!(t.handle, target.device));
@@ -224,7 +224,7 @@ export class Tensor implements Owned {
   logicalOr(other: TensorOrScalar): Tensor { return wrap(N.logicalOr!(this.handle, val(other))); }
   logicalXor(other: TensorOrScalar): Tensor { return wrap(N.logicalXor!(this.handle, val(other))); }
   logicalNot(): Tensor { return wrap(N.logicalNot!(this.handle)); }
-  lerp(end: Tensor, weight: TensorOrScalar): Tensor { return wrap(N.lerp!(this.handle, end.handle, val(weight))); }
+  lerp(end: Tensor, weight: Tensor | number): Tensor { return wrap(N.lerp!(this.handle, end.handle, weight instanceof Tensor ? weight.handle : weight)); }
   maskedFill(mask: Tensor, value: Scalar): Tensor { return wrap(N.maskedFill!(this.handle, mask.handle, value)); }
   clamp(opts: { min?: number; max?: number }): Tensor { return wrap(N.clamp!(this.handle, opts.min ?? null, opts.max ?? null)); }
   clampMin(min: number): Tensor { return this.clamp({ min }); }
@@ -378,7 +378,7 @@ export class Tensor implements Owned {
   div_(other: TensorOrScalar): this { N.div_!(this.handle, val(other)); return this; }
   addcmul_(t1: Tensor, t2: Tensor, opts: { value?: number } = {}): this { N.addcmul_!(this.handle, t1.handle, t2.handle, opts.value ?? 1); return this; }
   addcdiv_(t1: Tensor, t2: Tensor, opts: { value?: number } = {}): this { N.addcdiv_!(this.handle, t1.handle, t2.handle, opts.value ?? 1); return this; }
-  lerp_(end: Tensor, weight: TensorOrScalar): this { N.lerp_!(this.handle, end.handle, val(weight)); return this; }
+  lerp_(end: Tensor, weight: Tensor | number): this { N.lerp_!(this.handle, end.handle, weight instanceof Tensor ? weight.handle : weight); return this; }
   copy_(src: Tensor): this { N.copy_!(this.handle, src.handle); return this; }
   zero_(): this { N.zero_!(this.handle); return this; }
   fill_(value: Scalar): this { N.fill_!(this.handle, value); return this; }
