@@ -3,6 +3,13 @@
  * this entry point holds what is built on it.
  */
 export * as torch from './torch-api.js';
+export { DyadError, ERROR_CODES, isDyadError, type DyadErrorCode } from './errors.js';
+export { TorchError, DisposedTensorError } from './torch/errors.js';
+export { SafetensorsError } from './torch/safetensors.js';
+export { StateDictError } from './nn/module.js';
+export { DataError } from './data/errors.js';
+export { DecodeError } from './data/decode.js';
+export { DataFileError } from './data/pairs.js';
 export { NTXentLoss, type NTXentLossOptions } from './losses/ntxent.js';
 export { DCLLoss, DCLWLoss, type DCLLossOptions } from './losses/dcl.js';
 export { MemoryBank } from './losses/memory_bank.js';

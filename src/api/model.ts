@@ -20,7 +20,7 @@ import type { Embedder } from '../search/embedder.js';
 import { loadLabelledData } from '../engine/classify.js';
 import { linearProbe as runLinearProbe } from '../engine/probe.js';
 import { finetune as runFinetune } from '../engine/finetune.js';
-import { DataError } from '../engine/data.js';
+import { DataError } from '../data/errors.js';
 import {
   CLASSIFY_DEFAULTS, KNOWN_KEYS, PREDICT_DEFAULTS, VAL_DEFAULTS, mergeArgs, splitTrainArgs,
   type ClassifyArgs, type PredictArgs, type TrainArgs, type ValArgs,

@@ -3,11 +3,12 @@
  * `origShape`, `names`, `probs` (a `Probs`), `embedding`, `speed`, plus `toJSON()` and a
  * one-line `summary()`.
  */
+import { DyadError } from '../errors.js';
 
 /** Thrown when a model is asked for something its task does not give (an embedder's `probs`). */
-export class TaskError extends Error {
+export class TaskError extends DyadError<'TASK'> {
   constructor(message: string) {
-    super(message);
+    super('TASK', message);
     this.name = 'TaskError';
   }
 }

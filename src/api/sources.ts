@@ -21,14 +21,15 @@ import { fileURLToPath } from 'node:url';
 import { Tensor } from '../torch/index.js';
 import * as torch from '../torch/index.js';
 import { ImageFolder, decodeImage, imageExtensions, prepareImage, walkImages, type RawImage } from '../data/index.js';
+import { DyadError } from '../errors.js';
 
 /** One image source, or an array of them. */
 export type Source = string | URL | Buffer | Uint8Array | Tensor | readonly Source[];
 
 /** Bad input: a missing file, an empty folder, a URL that fails. The message names the source and the fix. */
-export class SourceError extends Error {
+export class SourceError extends DyadError<'SOURCE'> {
   constructor(readonly source: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super('SOURCE', message, options);
     this.name = 'SourceError';
   }
 }

@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import * as torch from '../torch/index.js';
 import { train as trainSelfSupervised, type EpochMetrics } from '../engine/trainer.js';
 import { resolveConfig, type TrainConfig } from '../engine/config.js';
-import { DataError } from '../engine/data.js';
+import { DataError } from '../data/errors.js';
 import { loadLabelledData, type ClassifyMetrics } from '../engine/classify.js';
 import { FIT_DEFAULTS, pickFit, trainClassifier, trainSupervised } from '../engine/supervised.js';
 import type { Method } from '../methods/index.js';

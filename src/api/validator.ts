@@ -8,7 +8,8 @@
  */
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
-import { disposeTrainData, loadTrainData, DataError } from '../engine/data.js';
+import { disposeTrainData, loadTrainData } from '../engine/data.js';
+import { DataError } from '../data/errors.js';
 import { embedIndices } from '../engine/evaluate.js';
 import { knnScores } from '../engine/knn.js';
 import { classifyMetrics, evaluateClassifier, labelMap, loadEvalData, type ClassifyMetrics } from '../engine/classify.js';

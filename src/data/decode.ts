@@ -21,6 +21,7 @@ import sharp from 'sharp';
 import type { Metadata, OutputInfo } from 'sharp';
 import { supportedFormats } from './files.js';
 import type { RawImage } from './types.js';
+import { DyadError } from '../errors.js';
 
 /** How a `[height, width]` resize fits the image. */
 export type Fit = 'cover' | 'fill' | 'contain';
@@ -60,7 +61,7 @@ export type DecodeReason = 'missing' | 'not-a-file' | 'empty' | 'unsupported' | 
  * file, the reason and a fix; `reason` is machine-readable and `detail` is
  * libvips' own message.
  */
-export class DecodeError extends Error {
+export class DecodeError extends DyadError<'DECODE'> {
   override readonly name = 'DecodeError';
   constructor(
     /** The file path, or the `name` given for a buffer. */
@@ -73,7 +74,7 @@ export class DecodeError extends Error {
     fix: string,
     options?: { cause?: unknown },
   ) {
-    super(`cannot decode ${file}: ${what}${detail ? ` (${detail})` : ''}. ${fix}`, options);
+    super('DECODE', `cannot decode ${file}: ${what}${detail ? ` (${detail})` : ''}. ${fix}`, options);
   }
 }
 

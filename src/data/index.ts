@@ -2,6 +2,7 @@
  * The data layer: decoding with sharp, datasets (folders, Fashion-MNIST/MNIST,
  * image-text pairs), subsets and splits. Tensors come later, in the loader.
  */
+export { DataError } from './errors.js';
 export type { CaptionedSample, Channels, Dataset, OnError, RawImage, Sample, WarningHandler } from './types.js';
 export {
   DecodeError, configureDecoder, decodeImage, grayToRgb, imageInfo, imageSize, rgbToGray, sniffFormat,

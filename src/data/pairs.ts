@@ -15,12 +15,13 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { FileImageDataset, type FileDatasetOptions } from './file_dataset.js';
 import type { CaptionedSample, RawImage } from './types.js';
+import { DyadError } from '../errors.js';
 
 /** A malformed data list (CSV/JSONL): names the file and the 1-based line. */
-export class DataFileError extends Error {
+export class DataFileError extends DyadError<'DATA_FILE'> {
   override readonly name = 'DataFileError';
-  constructor(readonly file: string, readonly line: number, reason: string, fix: string) {
-    super(`${file}:${line}: ${reason}. ${fix}`);
+  constructor(readonly file: string, readonly line: number, reason: string, fix: string, options?: { cause?: unknown }) {
+    super('DATA_FILE', `${file}:${line}: ${reason}. ${fix}`, options);
   }
 }
 

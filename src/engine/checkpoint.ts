@@ -14,6 +14,7 @@ import { loadFile, saveFile } from '../torch/safetensors.js';
 import type * as nn from '../nn/index.js';
 import type { Optimizer, OptimizerStateDict } from '../optim/index.js';
 import type { LRScheduler, LRSchedulerState } from '../optim/lr_scheduler.js';
+import { DyadError } from '../errors.js';
 
 export const CHECKPOINT_FORMAT = 'dyad-checkpoint';
 export const CHECKPOINT_VERSION = 1;
@@ -43,9 +44,9 @@ export interface Checkpoint {
   rng: Tensor | null;
 }
 
-export class CheckpointError extends Error {
-  constructor(message: string) {
-    super(message);
+export class CheckpointError extends DyadError<'CHECKPOINT'> {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CHECKPOINT', message, options);
     this.name = 'CheckpointError';
   }
 }

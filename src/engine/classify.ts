@@ -16,7 +16,7 @@ import type { Tensor } from '../torch/index.js';
 import { FashionMNIST, ImageFolder, InMemoryDataset, MNIST, balancedSubset, randomSplitIndices } from '../data/index.js';
 import { createBackbone, type BackboneSpec, type ResNetStem } from '../models/index.js';
 import type { Classifier } from '../models/classifier.js';
-import { DataError } from './data.js';
+import { DataError } from '../data/errors.js';
 import { embedIndices } from './evaluate.js';
 import { backboneSpec } from './config.js';
 import { saveCheckpoint } from './checkpoint.js';

@@ -16,7 +16,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import path from 'node:path';
-import { FashionMNIST, ImageFolder, InMemoryDataset, MNIST, Subset, randomSplitIndices } from '../data/index.js';
+import { DataError, FashionMNIST, ImageFolder, InMemoryDataset, MNIST, Subset, randomSplitIndices } from '../data/index.js';
 
 /** Whether a folder's training images are decoded once into memory (see the module comment). */
 export type CacheMode = boolean | 'auto';
@@ -42,13 +42,6 @@ export interface TrainData {
   /** Per-channel mean and std for normalisation. */
   mean: number[];
   std: number[];
-}
-
-export class DataError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'DataError';
-  }
 }
 
 /** Per-channel statistics of the built-in datasets and ImageNet. */

@@ -33,10 +33,11 @@ import { disposeCheckpoint, saveCheckpoint, type Checkpoint, type CheckpointMeta
 import { Progress } from './progress.js';
 import { readRunMetrics, writeRunResults } from './run_files.js';
 import { optimizerStep } from './step.js';
+import { DyadError } from '../errors.js';
 
-export class TrainingDivergedError extends Error {
+export class TrainingDivergedError extends DyadError<'TRAINING_DIVERGED'> {
   constructor(message: string) {
-    super(message);
+    super('TRAINING_DIVERGED', message);
     this.name = 'TrainingDivergedError';
   }
 }

@@ -33,6 +33,7 @@ import { Tensor } from '../torch/tensor.js';
 import { noGrad } from '../torch/autograd.js';
 import { DTYPES, isFloatingPoint, type DType, type Device } from '../torch/dtype.js';
 import { Parameter } from './parameter.js';
+import { DyadError } from '../errors.js';
 
 type Kind = 'parameter' | 'buffer' | 'module';
 interface Slot {
@@ -51,14 +52,14 @@ export interface IncompatibleKeys {
 }
 
 /** Raised by `loadStateDict` when keys are missing or unexpected (strict) or shapes differ. */
-export class StateDictError extends Error {
+export class StateDictError extends DyadError<'STATE_DICT'> {
   constructor(
     message: string,
     readonly missingKeys: string[],
     readonly unexpectedKeys: string[],
     readonly mismatchedKeys: { key: string; expected: number[]; got: number[] }[],
   ) {
-    super(message);
+    super('STATE_DICT', message);
     this.name = 'StateDictError';
   }
 }

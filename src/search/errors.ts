@@ -2,6 +2,8 @@
  * Errors raised by the search layer. Every message names the thing that is wrong and the fix.
  * `code` is stable, for callers (the CLI, the server) that branch on the kind of failure.
  */
+import { DyadError } from '../errors.js';
+
 export type IndexErrorCode =
   | 'TABLE_NOT_FOUND'
   | 'MODEL_MISMATCH'
@@ -14,12 +16,10 @@ export type IndexErrorCode =
   | 'WEIGHTS_NOT_FOUND'
   | 'BAD_INPUT';
 
-export class IndexError extends Error {
-  readonly code: IndexErrorCode;
+export class IndexError extends DyadError<IndexErrorCode> {
   constructor(code: IndexErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(code, message, options);
     this.name = 'IndexError';
-    this.code = code;
   }
 }
 

@@ -5,11 +5,11 @@ import * as creation from './creation.js';
 import * as scopeModule from './scope.js';
 
 function withGradMode<T>(enabled: boolean, fn: () => T): T {
-  const prev: boolean = N.gradEnabled!(enabled);
+  const prev: boolean = N.gradEnabled(enabled);
   try {
     return fn();
   } finally {
-    N.gradEnabled!(prev);
+    N.gradEnabled(prev);
   }
 }
 
@@ -17,8 +17,8 @@ function withGradMode<T>(enabled: boolean, fn: () => T): T {
 export const noGrad = <T>(fn: () => T): T => withGradMode(false, fn);
 /** Runs `fn` with autograd recording on, even inside `noGrad`. */
 export const enableGrad = <T>(fn: () => T): T => withGradMode(true, fn);
-export const isGradEnabled = (): boolean => N.gradEnabled!();
-export const setGradEnabled = (enabled: boolean): void => void N.gradEnabled!(enabled);
+export const isGradEnabled = (): boolean => N.gradEnabled();
+export const setGradEnabled = (enabled: boolean): void => void N.gradEnabled(enabled);
 
 /** Gradients of `outputs` w.r.t. `inputs`, without touching `.grad` (torch.autograd.grad). */
 export function grad(
@@ -28,7 +28,7 @@ export function grad(
 ): (Tensor | null)[] {
   const outs = Array.isArray(outputs) ? outputs : [outputs];
   const ins = Array.isArray(inputs) ? inputs : [inputs];
-  const r = N.autogradGrad!(handles(outs), handles(ins), opts.gradOutputs ? handles(opts.gradOutputs) : null,
+  const r = N.autogradGrad(handles(outs), handles(ins), opts.gradOutputs ? handles(opts.gradOutputs) : null,
     opts.retainGraph ?? null, opts.createGraph ?? false, opts.allowUnused ?? false);
   return (r as unknown[]).map((h) => (h === null ? null : wrapAll([h as never])[0]!));
 }

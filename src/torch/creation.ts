@@ -53,7 +53,7 @@ export function tensor(data: Nested | TypedArray | ArrayBuffer, opts: CreateOpti
   if (ArrayBuffer.isView(data)) {
     const arr = data as TypedArray;
     const own = dtypeOfTypedArray(arr);
-    t = wrap(N.fromBuffer!(arr, own, opts.shape ?? [arr.length]));
+    t = wrap(N.fromBuffer(arr, own, opts.shape ?? [arr.length]));
     if (opts.dtype !== undefined && opts.dtype !== own) {
       const c = t.to(assertDType(opts.dtype));
       t.dispose();
@@ -71,7 +71,7 @@ export function tensor(data: Nested | TypedArray | ArrayBuffer, opts: CreateOpti
     if (arr instanceof BigInt64Array) flat.forEach((v, i) => (arr[i] = BigInt(v as number)));
     else if (dtype === 'bool') flat.forEach((v, i) => ((arr as Uint8Array)[i] = v ? 1 : 0));
     else flat.forEach((v, i) => ((arr as Float32Array)[i] = Number(v)));
-    t = wrap(N.fromBuffer!(arr, storage, opts.shape ?? shape));
+    t = wrap(N.fromBuffer(arr, storage, opts.shape ?? shape));
     if (storage !== dtype) {
       const c = t.to(dtype);
       t.dispose();
@@ -92,34 +92,34 @@ export function frombuffer(data: TypedArray | ArrayBuffer, opts: { dtype?: DType
   const dtype = assertDType(opts.dtype ?? own);
   const bytes = data.byteLength;
   const shape = opts.shape ?? [bytes / itemSize[dtype]];
-  return wrap(N.fromBufferShared!(data, dtype, shape));
+  return wrap(N.fromBufferShared(data, dtype, shape));
 }
 
 /** A tensor over raw little-endian bytes (copied) with the given dtype and shape. */
 export function fromBytes(bytes: Uint8Array | ArrayBuffer, dtype: DType, shape: Shape): Tensor {
-  return wrap(N.fromBuffer!(bytes, assertDType(dtype), shape));
+  return wrap(N.fromBuffer(bytes, assertDType(dtype), shape));
 }
 
 const dt = (o: CreateOptions): DType => assertDType(o.dtype ?? 'float32');
 const shapeOf = (s: Shape | number): Shape => (typeof s === 'number' ? [s] : s);
 
-export const zeros = (shape: Shape | number, o: CreateOptions = {}): Tensor => finish(wrap(N.zeros!(shapeOf(shape), dt(o))), o);
-export const ones = (shape: Shape | number, o: CreateOptions = {}): Tensor => finish(wrap(N.ones!(shapeOf(shape), dt(o))), o);
-export const empty = (shape: Shape | number, o: CreateOptions = {}): Tensor => finish(wrap(N.empty!(shapeOf(shape), dt(o))), o);
+export const zeros = (shape: Shape | number, o: CreateOptions = {}): Tensor => finish(wrap(N.zeros(shapeOf(shape), dt(o))), o);
+export const ones = (shape: Shape | number, o: CreateOptions = {}): Tensor => finish(wrap(N.ones(shapeOf(shape), dt(o))), o);
+export const empty = (shape: Shape | number, o: CreateOptions = {}): Tensor => finish(wrap(N.empty(shapeOf(shape), dt(o))), o);
 export const full = (shape: Shape | number, value: number | boolean, o: CreateOptions = {}): Tensor =>
-  finish(wrap(N.full!(shapeOf(shape), value, assertDType(o.dtype ?? (typeof value === 'boolean' ? 'bool' : 'float32')))), o);
+  finish(wrap(N.full(shapeOf(shape), value, assertDType(o.dtype ?? (typeof value === 'boolean' ? 'bool' : 'float32')))), o);
 /** Uniform on [0, 1). */
-export const rand = (shape: Shape | number, o: CreateOptions = {}): Tensor => finish(wrap(N.rand!(shapeOf(shape), dt(o))), o);
+export const rand = (shape: Shape | number, o: CreateOptions = {}): Tensor => finish(wrap(N.rand(shapeOf(shape), dt(o))), o);
 /** Standard normal. */
-export const randn = (shape: Shape | number, o: CreateOptions = {}): Tensor => finish(wrap(N.randn!(shapeOf(shape), dt(o))), o);
+export const randn = (shape: Shape | number, o: CreateOptions = {}): Tensor => finish(wrap(N.randn(shapeOf(shape), dt(o))), o);
 /** Integers uniform on [low, high); int64 by default. */
 export const randint = (low: number, high: number, shape: Shape | number, o: CreateOptions = {}): Tensor =>
-  finish(wrap(N.randint!(low, high, shapeOf(shape), assertDType(o.dtype ?? 'int64'))), o);
+  finish(wrap(N.randint(low, high, shapeOf(shape), assertDType(o.dtype ?? 'int64'))), o);
 /** A random permutation of 0..n-1 (int64). */
-export const randperm = (n: number, o: CreateOptions = {}): Tensor => finish(wrap(N.randperm!(n, assertDType(o.dtype ?? 'int64'))), o);
-export const eye = (n: number, m: number = n, o: CreateOptions = {}): Tensor => finish(wrap(N.eye!(n, m, dt(o))), o);
+export const randperm = (n: number, o: CreateOptions = {}): Tensor => finish(wrap(N.randperm(n, assertDType(o.dtype ?? 'int64'))), o);
+export const eye = (n: number, m: number = n, o: CreateOptions = {}): Tensor => finish(wrap(N.eye(n, m, dt(o))), o);
 export const linspace = (start: number, end: number, steps: number, o: CreateOptions = {}): Tensor =>
-  finish(wrap(N.linspace!(start, end, steps, dt(o))), o);
+  finish(wrap(N.linspace(start, end, steps, dt(o))), o);
 /**
  * `arange(end)` or `arange(start, end, step)`. Like PyTorch, the result is int64 when every
  * bound is an integer and float32 otherwise.
@@ -127,46 +127,46 @@ export const linspace = (start: number, end: number, steps: number, o: CreateOpt
 export function arange(start: number, end?: number, step = 1, o: CreateOptions = {}): Tensor {
   if (end === undefined) [start, end] = [0, start];
   const ints = Number.isInteger(start) && Number.isInteger(end) && Number.isInteger(step);
-  return finish(wrap(N.arange!(start, end, step, assertDType(o.dtype ?? (ints ? 'int64' : 'float32')))), o);
+  return finish(wrap(N.arange(start, end, step, assertDType(o.dtype ?? (ints ? 'int64' : 'float32')))), o);
 }
-export const zerosLike = (t: Tensor): Tensor => wrap(N.zerosLike!(t.handle));
-export const onesLike = (t: Tensor): Tensor => wrap(N.onesLike!(t.handle));
-export const emptyLike = (t: Tensor): Tensor => wrap(N.emptyLike!(t.handle));
-export const fullLike = (t: Tensor, value: number): Tensor => wrap(N.fullLike!(t.handle, value));
-export const randLike = (t: Tensor): Tensor => wrap(N.randLike!(t.handle));
-export const randnLike = (t: Tensor): Tensor => wrap(N.randnLike!(t.handle));
-export const scalarTensor = (v: number, o: CreateOptions = {}): Tensor => finish(wrap(N.scalarTensor!(v, dt(o))), o);
+export const zerosLike = (t: Tensor): Tensor => wrap(N.zerosLike(t.handle));
+export const onesLike = (t: Tensor): Tensor => wrap(N.onesLike(t.handle));
+export const emptyLike = (t: Tensor): Tensor => wrap(N.emptyLike(t.handle));
+export const fullLike = (t: Tensor, value: number): Tensor => wrap(N.fullLike(t.handle, value));
+export const randLike = (t: Tensor): Tensor => wrap(N.randLike(t.handle));
+export const randnLike = (t: Tensor): Tensor => wrap(N.randnLike(t.handle));
+export const scalarTensor = (v: number, o: CreateOptions = {}): Tensor => finish(wrap(N.scalarTensor(v, dt(o))), o);
 
 // ---- functions of several tensors ------------------------------------------------------------
-export const cat = (tensors: Tensor[], dim = 0): Tensor => wrap(N.cat!(handles(tensors), dim));
-export const stack = (tensors: Tensor[], dim = 0): Tensor => wrap(N.stack!(handles(tensors), dim));
+export const cat = (tensors: Tensor[], dim = 0): Tensor => wrap(N.cat(handles(tensors), dim));
+export const stack = (tensors: Tensor[], dim = 0): Tensor => wrap(N.stack(handles(tensors), dim));
 export const where = (condition: Tensor, input: TensorOrScalar, other: TensorOrScalar): Tensor =>
-  wrap(N.where!(condition.handle, val(input), val(other)));
+  wrap(N.where(condition.handle, val(input), val(other)));
 /** Einstein summation, as `torch.einsum('ij,jk->ik', a, b)`. */
-export const einsum = (equation: string, ...operands: Tensor[]): Tensor => wrap(N.einsum!(equation, handles(operands)));
+export const einsum = (equation: string, ...operands: Tensor[]): Tensor => wrap(N.einsum(equation, handles(operands)));
 export const matmul = (a: Tensor, b: Tensor): Tensor => a.matmul(b);
-export const cdist = (x1: Tensor, x2: Tensor, p = 2): Tensor => wrap(N.cdist!(x1.handle, x2.handle, p));
+export const cdist = (x1: Tensor, x2: Tensor, p = 2): Tensor => wrap(N.cdist(x1.handle, x2.handle, p));
 export const addmm = (input: Tensor, m1: Tensor, m2: Tensor, o: { beta?: number; alpha?: number } = {}): Tensor =>
-  wrap(N.addmm!(input.handle, m1.handle, m2.handle, o.beta ?? 1, o.alpha ?? 1));
+  wrap(N.addmm(input.handle, m1.handle, m2.handle, o.beta ?? 1, o.alpha ?? 1));
 
 // ---- process state ---------------------------------------------------------------------------
 /** Seeds libtorch's default generator: the same seed gives the same random tensors. */
 export function manualSeed(seed: number): void {
-  N.manualSeed!(seed);
+  N.manualSeed(seed);
 }
 /** The default CPU generator's state (a uint8 tensor), for checkpoints. */
 export function getRngState(): Tensor {
-  return wrap(N.rngState!());
+  return wrap(N.rngState());
 }
 export function setRngState(state: Tensor): void {
-  N.rngState!(state.handle);
+  N.rngState(state.handle);
 }
 /** Intra-op threads used by libtorch (defaults to the machine's cores). */
 export function setNumThreads(n: number): void {
-  N.setNumThreads!(n);
+  N.setNumThreads(n);
 }
 export function getNumThreads(): number {
-  return N.getNumThreads!();
+  return N.getNumThreads();
 }
 /**
  * Live native tensor handles in this process (all threads), the bytes of the storages they hold,
@@ -174,7 +174,7 @@ export function getNumThreads(): number {
  * `torch.cuda.memory_reserved() - memory_allocated()` counts on a GPU; see `emptyCache`).
  */
 export function memory(): { count: number; bytes: number; cachedBytes: number } {
-  return N.memory!();
+  return N.memory();
 }
 /**
  * Returns the idle blocks of dyad's CPU caching allocator to the system (PyTorch's
@@ -183,12 +183,12 @@ export function memory(): { count: number; bytes: number; cachedBytes: number } 
  * reuses them instead of page-faulting in fresh memory; DYAD_CPU_CACHING_ALLOCATOR=0 turns it off.
  */
 export function emptyCache(): void {
-  N.emptyCache!();
+  N.emptyCache();
 }
 /** libtorch's version, build configuration and parallel backend. */
 export function buildInfo(): { torchVersion: string; config: string; parallel: string; cuda: boolean; mkldnn: boolean } {
-  return N.buildInfo!();
+  return N.buildInfo();
 }
 export const cudaIsAvailable = (): boolean => buildInfo().cuda;
 
-if (process.env.OMP_NUM_THREADS === undefined) N.setNumThreads!(os.availableParallelism());
+if (process.env.OMP_NUM_THREADS === undefined) N.setNumThreads(os.availableParallelism());

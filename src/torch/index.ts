@@ -8,7 +8,7 @@ export * from './creation.js';
 export { noGrad, enableGrad, isGradEnabled, setGradEnabled } from './autograd.js';
 export * as autograd from './autograd.js';
 export { scope, disposeAll, scopeDepth } from './scope.js';
-export { TorchError, DisposedTensorError } from './errors.js';
+export { DyadError, ERROR_CODES, isDyadError, TorchError, DisposedTensorError, type DyadErrorCode } from './errors.js';
 export { type DType, type Device, type TypedArray, DTYPES, itemSize, isFloatingPoint } from './dtype.js';
 export * as functional from './functional.js';
 export * from './safetensors.js';

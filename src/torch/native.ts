@@ -6,18 +6,10 @@ import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TorchError } from './errors.js';
+import { DyadError, TorchError } from './errors.js';
+import type { NativeOps } from './native_ops.js';
 
-/** An opaque tensor handle (a type-tagged napi External). */
-export type Handle = { readonly __handle: unique symbol };
-
-/** The addon's exports: the op table plus core functions. Arguments are positional. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type NativeFn = (...args: any[]) => any;
-export interface Native {
-  [op: string]: NativeFn | string[];
-  opNames: string[];
-}
+export type { Handle, NativeOps } from './native_ops.js';
 
 /** The package root: the nearest folder above this file that holds package.json. */
 export function packageRoot(): string {
@@ -25,7 +17,7 @@ export function packageRoot(): string {
   for (;;) {
     if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'native'))) return dir;
     const up = path.dirname(dir);
-    if (up === dir) throw new Error('dyad: cannot find the package root (package.json with native/) above ' + fileURLToPath(import.meta.url));
+    if (up === dir) throw new DyadError('ADDON', 'dyad: cannot find the package root (package.json with native/) above ' + fileURLToPath(import.meta.url));
     dir = up;
   }
 }
@@ -86,27 +78,28 @@ function preferModernOpenBLASKernels(): void {
  */
 export const envSetByDyad: string[] = [];
 
-function load(): Native {
+function load(): NativeOps {
   preferShortSpinOpenMP();
   preferModernOpenBLASKernels();
   const file = process.env.DYAD_ADDON ?? path.join(packageRoot(), 'native', 'build', 'Release', 'dyad.node');
   if (!existsSync(file)) {
-    throw new Error(
+    throw new DyadError('ADDON',
       `dyad: the libtorch addon is not built (${file} is missing). Run \`npm run build:native\` ` +
         '(needs libtorch: apt-get install libtorch-dev libopenblas0-openmp, or LIBTORCH=/path, or LIBTORCH_USE_PYTORCH=1).',
     );
   }
   const require = createRequire(import.meta.url);
   try {
-    return require(file) as Native;
+    return require(file) as NativeOps;
   } catch (e) {
-    throw new Error(
+    throw new DyadError('ADDON',
       `dyad: cannot load the libtorch addon ${file}: ${(e as Error).message}. ` +
         'If libtorch moved or was removed, reinstall it (apt-get install libtorch1.13) or rebuild with `npm run build:native -- --force`.',
+      { cause: e },
     );
   }
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const N: Record<string, NativeFn> = load() as any;
-N.setErrorClass!(TorchError);
+/** The addon, typed by `NativeOps` (see native_ops.ts). */
+export const N: NativeOps = load();
+N.setErrorClass(TorchError);

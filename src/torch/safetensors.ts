@@ -16,6 +16,7 @@ import { Tensor } from './tensor.js';
 import { fromBytes } from './creation.js';
 import { itemSize, type DType } from './dtype.js';
 import { writeFileAtomic } from './io.js';
+import { DyadError } from './errors.js';
 
 /** The dtype names of the safetensors header that dyad reads and writes. */
 export type SafetensorsDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
@@ -34,9 +35,9 @@ const RANK: Readonly<Record<SafetensorsDType, number>> = { BOOL: 0, U8: 1, I8: 2
 const MAX_HEADER = 100_000_000;
 
 /** Thrown for a malformed or unreadable safetensors file; `file` names it. */
-export class SafetensorsError extends Error {
-  constructor(readonly file: string, detail: string) {
-    super(`${file}: ${detail}`);
+export class SafetensorsError extends DyadError<'SAFETENSORS'> {
+  constructor(readonly file: string, detail: string, options?: { cause?: unknown }) {
+    super('SAFETENSORS', `${file}: ${detail}`, options);
     this.name = 'SafetensorsError';
   }
 }
@@ -192,7 +193,7 @@ function openRead(path: string): number {
     return fs.openSync(path, 'r');
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    throw new SafetensorsError(path, err.code === 'ENOENT' ? 'no such file' : `cannot open: ${err.message}`);
+    throw new SafetensorsError(path, err.code === 'ENOENT' ? 'no such file' : `cannot open: ${err.message}`, { cause: e });
   }
 }
 

@@ -9,6 +9,7 @@
  */
 import type { Activation } from '../transformer.js';
 import type { BackboneSpec } from '../index.js';
+import { DyadError } from '../../errors.js';
 
 export interface CLIPTextConfig {
   vocab_size: number;
@@ -87,9 +88,9 @@ export function defaultVisionConfig(): CLIPVisionConfig {
   };
 }
 
-export class CLIPConfigError extends Error {
-  constructor(message: string) {
-    super(message);
+export class CLIPConfigError extends DyadError<'CLIP_CONFIG'> {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CLIP_CONFIG', message, options);
     this.name = 'CLIPConfigError';
   }
 }

@@ -41,6 +41,7 @@ import {
   CLIPConfigError, parseCLIPConfig, parseProcessorConfig, toHFConfig, toHFProcessorConfig,
   type CLIPConfig, type CLIPImageProcessorConfig,
 } from './config.js';
+import { DyadError } from '../../errors.js';
 
 const F = torch.functional;
 
@@ -76,9 +77,9 @@ export interface CLIPModelOptions {
   visionModel?: CLIPVisionTower;
 }
 
-export class CLIPError extends Error {
-  constructor(message: string) {
-    super(message);
+export class CLIPError extends DyadError<'CLIP'> {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CLIP', message, options);
     this.name = 'CLIPError';
   }
 }

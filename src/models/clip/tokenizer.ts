@@ -39,6 +39,15 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
+import { DyadError } from '../../errors.js';
+
+/** Tokenizer files that are missing, unreadable or invalid, or a text the tokenizer refuses; the message names the file and the fix. */
+export class CLIPTokenizerError extends DyadError<'TOKENIZER'> {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('TOKENIZER', message, options);
+    this.name = 'CLIPTokenizerError';
+  }
+}
 
 /** CLIP's start-of-text token (id 49406 in OpenAI's vocabulary). */
 export const CLIP_BOS_TOKEN = '<|startoftext|>';
@@ -212,11 +221,11 @@ function entities(): Map<string, string> {
   try {
     parsed = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
-    throw new Error(`CLIP tokenizer: cannot read the HTML entity table ${file}: ${(e as Error).message}`);
+    throw new CLIPTokenizerError(`CLIP tokenizer: cannot read the HTML entity table ${file}: ${(e as Error).message}`, { cause: e });
   }
   const table = (parsed as { entities?: Record<string, string> }).entities;
   if (!table || typeof table !== 'object') {
-    throw new Error(`CLIP tokenizer: ${file} has no "entities" object`);
+    throw new CLIPTokenizerError(`CLIP tokenizer: ${file} has no "entities" object`);
   }
   html5Entities = new Map(Object.entries(table));
   return html5Entities;
@@ -294,7 +303,7 @@ export function packageAssetDir(): string {
     if (up === dir) break;
     dir = up;
   }
-  throw new Error(
+  throw new CLIPTokenizerError(
     `CLIP tokenizer: cannot find the package's assets/clip/${CLIP_BPE_FILE} above ${start}` +
       (tried.length ? ` (looked in ${tried.join(', ')})` : ' (no package.json found)') +
       '; reinstall the package or use CLIPTokenizer.fromFile(path)',
@@ -312,19 +321,19 @@ function readText(file: string, what: string): string {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (e as Error).message;
-    throw new Error(`CLIP tokenizer: cannot read ${what} ${file}: ${why}`);
+    throw new CLIPTokenizerError(`CLIP tokenizer: cannot read ${what} ${file}: ${why}`, { cause: e });
   }
   if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) {
     try {
       buf = gunzipSync(buf);
     } catch (e) {
-      throw new Error(`CLIP tokenizer: ${file} is not a valid gzip file (${(e as Error).message}); is it truncated?`);
+      throw new CLIPTokenizerError(`CLIP tokenizer: ${file} is not a valid gzip file (${(e as Error).message}); is it truncated?`, { cause: e });
     }
   }
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(buf);
   } catch {
-    throw new Error(`CLIP tokenizer: ${file} is not UTF-8 text`);
+    throw new CLIPTokenizerError(`CLIP tokenizer: ${file} is not UTF-8 text`);
   }
 }
 
@@ -333,14 +342,14 @@ function readJson(file: string, what: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new Error(`CLIP tokenizer: ${file} is not valid JSON: ${(e as Error).message}`);
+    throw new CLIPTokenizerError(`CLIP tokenizer: ${file} is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
 }
 
 function parseMergeLine(line: string, file: string, where: string): [string, string] {
   const parts = line.split(' ');
   if (parts.length !== 2 || parts[0] === '' || parts[1] === '') {
-    throw new Error(
+    throw new CLIPTokenizerError(
       `CLIP tokenizer: malformed merges in ${file}, ${where}: expected two symbols separated by one space, got ${JSON.stringify(line)}`,
     );
   }
@@ -359,14 +368,14 @@ function loadOpenAIBpe(file: string): CLIPVocabulary {
     // simple_tokenizer.py uses merge.split(), i.e. any whitespace.
     const parts = line.trim().split(/\s+/);
     if (parts.length !== 2 || parts[0] === '') {
-      throw new Error(
+      throw new CLIPTokenizerError(
         `CLIP tokenizer: malformed merges in ${file}, line ${i + 2}: expected two symbols, got ${JSON.stringify(line)}`,
       );
     }
     merges.push([parts[0]!, parts[1]!]);
   }
   if (merges.length !== CLIP_NUM_MERGES) {
-    throw new Error(
+    throw new CLIPTokenizerError(
       `CLIP tokenizer: ${file} has ${merges.length} merges; OpenAI's CLIP BPE file has at least ${CLIP_NUM_MERGES} after its '#version' header. Is the file truncated?`,
     );
   }
@@ -377,7 +386,7 @@ function loadOpenAIBpe(file: string): CLIPVocabulary {
   for (const [a, b] of merges) vocab.set(a + b, vocab.size);
   // A duplicate merge result would shift ids; the real file has none.
   if (vocab.size !== 512 + merges.length) {
-    throw new Error(`CLIP tokenizer: ${file} has duplicate merges; the vocabulary would not match CLIP's`);
+    throw new CLIPTokenizerError(`CLIP tokenizer: ${file} has duplicate merges; the vocabulary would not match CLIP's`);
   }
   vocab.set(CLIP_BOS_TOKEN, vocab.size);
   vocab.set(CLIP_EOS_TOKEN, vocab.size);
@@ -386,16 +395,16 @@ function loadOpenAIBpe(file: string): CLIPVocabulary {
 
 function vocabFromObject(obj: unknown, file: string, where: string): Map<string, number> {
   if (!obj || typeof obj !== 'object' || Array.isArray(obj)) {
-    throw new Error(`CLIP tokenizer: ${file}: ${where} must be an object mapping tokens to ids`);
+    throw new CLIPTokenizerError(`CLIP tokenizer: ${file}: ${where} must be an object mapping tokens to ids`);
   }
   const vocab = new Map<string, number>();
   for (const [tok, id] of Object.entries(obj as Record<string, unknown>)) {
     if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
-      throw new Error(`CLIP tokenizer: ${file}: ${where} maps ${JSON.stringify(tok)} to ${JSON.stringify(id)}, not a non-negative integer id`);
+      throw new CLIPTokenizerError(`CLIP tokenizer: ${file}: ${where} maps ${JSON.stringify(tok)} to ${JSON.stringify(id)}, not a non-negative integer id`);
     }
     vocab.set(tok, id);
   }
-  if (vocab.size === 0) throw new Error(`CLIP tokenizer: ${file}: ${where} is empty`);
+  if (vocab.size === 0) throw new CLIPTokenizerError(`CLIP tokenizer: ${file}: ${where} is empty`);
   return vocab;
 }
 
@@ -419,21 +428,21 @@ function loadHFTokenizerJson(file: string, json?: unknown): CLIPVocabulary {
     added_tokens?: Array<{ id?: unknown; content?: unknown }>;
   };
   const model = obj?.model;
-  if (!model || typeof model !== 'object') throw new Error(`CLIP tokenizer: ${file} has no "model" object`);
+  if (!model || typeof model !== 'object') throw new CLIPTokenizerError(`CLIP tokenizer: ${file} has no "model" object`);
   if (model.type !== undefined && model.type !== 'BPE') {
-    throw new Error(`CLIP tokenizer: ${file} holds a ${String(model.type)} model; CLIP needs BPE`);
+    throw new CLIPTokenizerError(`CLIP tokenizer: ${file} holds a ${String(model.type)} model; CLIP needs BPE`);
   }
   const vocab = vocabFromObject(model.vocab, file, 'model.vocab');
   for (const t of obj.added_tokens ?? []) {
     if (typeof t?.content === 'string' && typeof t.id === 'number' && !vocab.has(t.content)) vocab.set(t.content, t.id);
   }
-  if (!Array.isArray(model.merges)) throw new Error(`CLIP tokenizer: ${file}: model.merges must be an array`);
+  if (!Array.isArray(model.merges)) throw new CLIPTokenizerError(`CLIP tokenizer: ${file}: model.merges must be an array`);
   const merges = model.merges.map((m: unknown, i: number): [string, string] => {
     if (typeof m === 'string') return parseMergeLine(m, file, `model.merges[${i}]`);
     if (Array.isArray(m) && m.length === 2 && typeof m[0] === 'string' && typeof m[1] === 'string' && m[0] && m[1]) {
       return [m[0], m[1]];
     }
-    throw new Error(
+    throw new CLIPTokenizerError(
       `CLIP tokenizer: malformed merges in ${file}, model.merges[${i}]: expected "a b" or ["a", "b"], got ${JSON.stringify(m)}`,
     );
   });
@@ -498,7 +507,7 @@ export class CLIPTokenizer {
 
     const need = (tok: string): number => {
       const id = data.vocab.get(tok);
-      if (id === undefined) throw new Error(`CLIP tokenizer: ${source}: the vocabulary has no ${tok} token`);
+      if (id === undefined) throw new CLIPTokenizerError(`CLIP tokenizer: ${source}: the vocabulary has no ${tok} token`);
       return id;
     };
     this.bosTokenId = need(CLIP_BOS_TOKEN);
@@ -509,7 +518,7 @@ export class CLIPTokenizer {
     data.merges.forEach(([a, b], i) => {
       for (const t of [a, b, a + b]) {
         if (!data.vocab.has(t)) {
-          throw new Error(
+          throw new CLIPTokenizerError(
             `CLIP tokenizer: malformed merges in ${source}: merge ${i + 1} (${JSON.stringify(a + ' ' + b)}) uses ${JSON.stringify(t)}, which is not in the vocabulary`,
           );
         }
@@ -552,11 +561,11 @@ export class CLIPTokenizer {
       for (const name of [CLIP_BPE_FILE, 'bpe_simple_vocab_16e6.txt']) {
         if (existsSync(join(p, name))) return loadOpenAIBpe(join(p, name));
       }
-      throw new Error(
+      throw new CLIPTokenizerError(
         `CLIP tokenizer: ${p} holds no tokenizer files: expected tokenizer.json, vocab.json + merges.txt, or ${CLIP_BPE_FILE}`,
       );
     }
-    if (!existsSync(p)) throw new Error(`CLIP tokenizer: cannot read ${p}: no such file or folder`);
+    if (!existsSync(p)) throw new CLIPTokenizerError(`CLIP tokenizer: cannot read ${p}: no such file or folder`);
     const name = basename(p);
     const dir = dirname(p);
     if (name.endsWith('.json')) {
@@ -564,14 +573,14 @@ export class CLIPTokenizer {
       if (json && typeof json === 'object' && 'model' in json) return loadHFTokenizerJson(p, json);
       const mt = join(dir, 'merges.txt');
       if (!existsSync(mt)) {
-        throw new Error(`CLIP tokenizer: ${p} looks like a vocab.json, but there is no merges.txt beside it (${mt})`);
+        throw new CLIPTokenizerError(`CLIP tokenizer: ${p} looks like a vocab.json, but there is no merges.txt beside it (${mt})`);
       }
       return loadHFVocabMerges(p, mt);
     }
     const vj = join(dir, 'vocab.json');
     if (name === 'merges.txt' || (name.endsWith('.txt') && !name.startsWith('bpe_') && existsSync(vj))) {
       if (!existsSync(vj)) {
-        throw new Error(`CLIP tokenizer: ${p} looks like an HF merges.txt, but there is no vocab.json beside it (${vj})`);
+        throw new CLIPTokenizerError(`CLIP tokenizer: ${p} looks like an HF merges.txt, but there is no vocab.json beside it (${vj})`);
       }
       return loadHFVocabMerges(vj, p);
     }
@@ -643,7 +652,7 @@ export class CLIPTokenizer {
     if (ids.length > ctx) {
       if (!truncate) {
         const head = text.length > 60 ? text.slice(0, 57) + '...' : text;
-        throw new Error(
+        throw new CLIPTokenizerError(
           `CLIP tokenizer: text ${JSON.stringify(head)} is ${ids.length} tokens long (with ${CLIP_BOS_TOKEN} and ${CLIP_EOS_TOKEN}), more than the context length ${ctx}; shorten it or pass { truncate: true }`,
         );
       }

@@ -1,0 +1,65 @@
+/**
+ * `DyadError`: the one base of every error dyad throws on purpose. Each layer subclasses it (the
+ * class keeps its own name and fields, so `instanceof TorchError` still works) and every
+ * instance carries a stable `code`, for callers (the CLI, the server, a user's retry logic)
+ * that branch on the kind of failure without matching messages. Messages name the thing that
+ * is wrong and the fix; `cause` keeps the underlying error (an errno, sharp's, libtorch's).
+ *
+ * Codes are SCREAMING_SNAKE_CASE, unique across the package, and never renamed once released.
+ * One code per class, except the search layer's `IndexError`, whose codes name the failure.
+ *
+ * | code                | class                 | layer            | raised when                                           |
+ * | ------------------- | --------------------- | ---------------- | ----------------------------------------------------- |
+ * | `ADDON`             | DyadError             | torch/native     | the libtorch addon is not built or does not load      |
+ * | `TORCH`             | TorchError            | torch            | libtorch rejects an op (its message: shapes, dtypes)  |
+ * | `DISPOSED_TENSOR`   | DisposedTensorError   | torch            | a tensor is used after dispose() or its scope ended   |
+ * | `SAFETENSORS`       | SafetensorsError      | torch            | a safetensors file is missing, malformed or unwritable|
+ * | `STATE_DICT`        | StateDictError        | nn               | loadStateDict: missing/unexpected keys, wrong shapes  |
+ * | `DECODE`            | DecodeError           | data             | an image file or buffer cannot be decoded             |
+ * | `DATA_FILE`         | DataFileError         | data             | a CSV/JSONL pair list has a malformed line            |
+ * | `DATA`              | DataError             | data             | a dataset is missing, empty, unlabelled or mismatched |
+ * | `CLIP_CONFIG`       | CLIPConfigError       | models/clip      | a CLIP config is invalid or does not fit its parts    |
+ * | `CLIP`              | CLIPError             | models/clip      | CLIP weights or a CLIP call do not fit the model      |
+ * | `TOKENIZER`         | CLIPTokenizerError    | models/clip      | tokenizer files are missing, unreadable or invalid    |
+ * | `CHECKPOINT`        | CheckpointError       | engine           | a checkpoint is missing, damaged or not dyad's        |
+ * | `TRAINING_DIVERGED` | TrainingDivergedError | engine           | the loss became NaN/inf during training               |
+ * | `TASK`              | TaskError             | api              | a model is asked for what its task does not give      |
+ * | `SOURCE`            | SourceError           | api              | an image source (file, folder, URL) cannot be read    |
+ * | `TABLE_NOT_FOUND`   | IndexError            | search           | no index table for this dataset: run `dyad index`     |
+ * | `MODEL_MISMATCH`    | IndexError            | search           | the table was built with another model                |
+ * | `DIM_MISMATCH`      | IndexError            | search           | the embedding width differs from the table's          |
+ * | `DB_UNREADABLE`     | IndexError            | search           | the database folder cannot be read or written         |
+ * | `BAD_QUERY`         | IndexError            | search           | a query (image, row, vector, limit) is invalid        |
+ * | `BAD_FILTER`        | IndexError            | search           | a filter expression is invalid                        |
+ * | `NO_TEXT_TOWER`     | IndexError            | search           | text search with a model that has no text encoder     |
+ * | `EMBEDDER_FAILED`   | IndexError            | search           | the embedder returned no or malformed vectors         |
+ * | `WEIGHTS_NOT_FOUND` | IndexError            | search           | the weights an index was built with cannot be found   |
+ * | `BAD_INPUT`         | IndexError            | search           | another invalid argument (embedder, dataset, mode)    |
+ *
+ * This file imports nothing, so every layer (the tensor layer first) can build on it.
+ */
+
+/** Every code in the table above, in its order. */
+export const ERROR_CODES = [
+  'ADDON', 'TORCH', 'DISPOSED_TENSOR', 'SAFETENSORS', 'STATE_DICT', 'DECODE', 'DATA_FILE', 'DATA', 'CLIP_CONFIG', 'CLIP',
+  'TOKENIZER', 'CHECKPOINT', 'TRAINING_DIVERGED', 'TASK', 'SOURCE',
+  'TABLE_NOT_FOUND', 'MODEL_MISMATCH', 'DIM_MISMATCH', 'DB_UNREADABLE', 'BAD_QUERY', 'BAD_FILTER', 'NO_TEXT_TOWER',
+  'EMBEDDER_FAILED', 'WEIGHTS_NOT_FOUND', 'BAD_INPUT',
+] as const;
+
+export type DyadErrorCode = (typeof ERROR_CODES)[number];
+
+/** The base of dyad's errors: `code` is stable (see the table above), `cause` the underlying error. */
+export class DyadError<C extends DyadErrorCode = DyadErrorCode> extends Error {
+  readonly code: C;
+  constructor(code: C, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DyadError';
+    this.code = code;
+  }
+}
+
+/** True for a `DyadError`, optionally of one of the given codes. */
+export function isDyadError<C extends DyadErrorCode>(e: unknown, ...codes: C[]): e is DyadError<C> {
+  return e instanceof DyadError && (codes.length === 0 || (codes as DyadErrorCode[]).includes(e.code));
+}
