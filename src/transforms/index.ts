@@ -6,6 +6,7 @@
 export {
   type Transform, type RandomTransform, Compose, ToFloat, toFloat, checkBatch, mapChunks, samplesPerChunk, DEFAULT_MAX_CHUNK_BYTES,
 } from './core.js';
+export { RandomAugmentation, selectRows, type RandomAugmentationOptions, type Selection } from './augmentation.js';
 export {
   RandomResizedCrop, RandomHorizontalFlip, RandomVerticalFlip, RandomRotation, Resize, CenterCrop, LOOP_MIN_PIXELS,
   type RandomResizedCropOptions, type CropParams, type FlipParams, type RotationParams, type Interpolation,
