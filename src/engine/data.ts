@@ -17,6 +17,7 @@ import { existsSync, statSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import path from 'node:path';
 import { FashionMNIST, ImageFolder, InMemoryDataset, MNIST, Subset, randomSplitIndices } from '../data/index.js';
+import { FMNIST_STATS, IMAGENET_STATS, MNIST_STATS } from '../transforms/index.js';
 
 /** Whether a folder's training images are decoded once into memory (see the module comment). */
 export type CacheMode = boolean | 'auto';
@@ -50,11 +51,6 @@ export class DataError extends Error {
     this.name = 'DataError';
   }
 }
-
-/** Per-channel statistics of the built-in datasets and ImageNet. */
-export const FMNIST_STATS = { mean: [0.286], std: [0.353] };
-export const MNIST_STATS = { mean: [0.1307], std: [0.3081] };
-export const IMAGENET_STATS = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 
 function evenSample(n: number, max: number): number[] {
   if (n <= max) return [...Array(n).keys()];

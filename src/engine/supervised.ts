@@ -25,7 +25,7 @@ import { Classifier } from '../models/classifier.js';
 import { resolveConfig, type TrainConfig } from './config.js';
 import { TrainingDivergedError } from './trainer.js';
 import { Progress } from './progress.js';
-import { FMNIST_STATS, IMAGENET_STATS, MNIST_STATS } from './data.js';
+import { FMNIST_STATS, IMAGENET_STATS, MNIST_STATS } from '../transforms/index.js';
 import { optimizerStep } from './step.js';
 import {
   buildBackbone, evaluateClassifier, labelSubset, loadLabelledData, saveClassifier, type ClassifyMetrics, type LabelledData, type ModelInputConfig,

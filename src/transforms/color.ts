@@ -1,13 +1,13 @@
 /**
  * Colour augmentations on batches `[N, C, H, W]` in [0, 1], C = 1 or 3: colour jitter
- * (brightness, contrast, saturation, hue), random grayscale, solarization, normalisation,
- * and the batched RGB ↔ HSV conversions they need. Each op follows torchvision's tensor
+ * (brightness, contrast, saturation, hue), random grayscale, solarization, and the batched
+ * RGB ↔ HSV conversions they need (normalisation is in `normalize.ts`). Each op follows torchvision's tensor
  * functional (`adjust_brightness`, ...) including the clamp to [0, 1] after each step.
  */
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import { RandomAugmentation, selectRows, type Selection } from './augmentation.js';
-import { checkBatch, perSample, range, type Transform } from './core.js';
+import { perSample, range } from './core.js';
 
 /** ITU-R BT.601-2 luma weights (as PIL's `convert('L')`; torchvision's tensor path uses 0.2989). */
 export const LUMA_WEIGHTS = [0.299, 0.587, 0.114] as const;
@@ -337,44 +337,3 @@ export class RandomSolarization extends FlagAugmentation {
     return this.threshold === 0.5 ? x.neg().add_(1).minimum(x) : torch.where(x.ge(this.threshold), x.neg().add_(1), x);
   }
 }
-
-/** ImageNet channel statistics (the default of lightly's transforms). */
-export const IMAGENET_NORMALIZE = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] } as const;
-
-/**
- * (x − mean) / std per channel. `mean`/`std` have 1 or C values; 3-value statistics given a
- * 1-channel batch are reduced to their luma-weighted average (the statistics of a gray image
- * seen as RGB), so ImageNet defaults work on MNIST-like data. `[N, C, H, W]` → same.
- */
-export class Normalize implements Transform {
-  readonly mean: number[];
-  readonly std: number[];
-  constructor(o: { mean: readonly number[]; std: readonly number[] }) {
-    this.mean = [...o.mean];
-    this.std = [...o.std];
-    if (this.mean.length !== this.std.length || this.mean.length === 0) {
-      throw new RangeError(`Normalize: mean and std need the same number of values (1 or C), got ${this.mean.length} and ${this.std.length}`);
-    }
-    if (this.std.some((s) => !(s > 0))) throw new RangeError(`Normalize: std must be positive, got [${this.std.join(', ')}]`);
-  }
-  /** The per-channel (mean, std) used for a `c`-channel batch. */
-  statsFor(c: number): { mean: number[]; std: number[] } {
-    if (this.mean.length === c) return { mean: this.mean, std: this.std };
-    if (this.mean.length === 1) return { mean: Array(c).fill(this.mean[0]), std: Array(c).fill(this.std[0]) };
-    if (this.mean.length === 3 && c === 1) {
-      const dot = (v: number[]): number => v.reduce((a, b, i) => a + b * LUMA_WEIGHTS[i]!, 0);
-      return { mean: [dot(this.mean)], std: [dot(this.std)] };
-    }
-    throw new RangeError(`Normalize: ${this.mean.length} mean/std values for a ${c}-channel batch; pass 1 or ${c} values`);
-  }
-  forward(x: Tensor): Tensor {
-    const [, c] = checkBatch(x, 'Normalize', { anyC: true });
-    const { mean, std } = this.statsFor(c);
-    return torch.scope(() => {
-      const scale = torch.tensor(std.map((s) => 1 / s), { shape: [1, c, 1, 1] }).to({ dtype: x.dtype, device: x.device });
-      const bias = torch.tensor(mean.map((m, i) => -m / std[i]!), { shape: [1, c, 1, 1] }).to({ dtype: x.dtype, device: x.device });
-      return x.mul(scale).add_(bias);
-    });
-  }
-}
-
