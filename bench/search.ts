@@ -27,7 +27,7 @@ import { Index, annBuildParams, columnsToArrow, indexSchema, type Embedder, type
 import * as torch from '../src/torch/index.js';
 import { Model } from '../src/api/model.js';
 import { FashionMNIST, InMemoryDataset } from '../src/data/index.js';
-import { normalizeBatch } from '../src/engine/evaluate.js';
+import { normalize } from '../src/transforms/index.js';
 
 export interface SearchBenchArgs {
   rows?: number;
@@ -312,7 +312,7 @@ async function embedFashionMnist(model: Model, sets: InMemoryDataset[], pick: (s
       const rows = torch.noGrad(() =>
         torch.scope(() => {
           const b = ds.tensorBatch(idx.slice(i, i + batch));
-          const x = normalizeBatch(flip ? b.images.flip(3) : b.images, mean, std);
+          const x = normalize(flip ? b.images.flip(3) : b.images, { mean, std });
           return torch.functional.normalize(net.features(x), { dim: 1 }).contiguous().toFloat32Array();
         }),
       );

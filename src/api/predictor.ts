@@ -10,7 +10,7 @@
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import { packNCHW } from '../data/index.js';
-import { normalizeBatch } from '../engine/evaluate.js';
+import { normalize } from '../transforms/index.js';
 import type { Net } from './net.js';
 import { Probs, Results } from './results.js';
 import { expandSources, loadItem, type FetchOptions, type LoadedImage, type Source, type SourceItem } from './sources.js';
@@ -39,7 +39,7 @@ export abstract class Predictor {
   batchTensor(images: LoadedImage[]): Tensor {
     const { channels, imageSize, mean, std } = this.net.config;
     const data = packNCHW(images.map((l) => l.image), [imageSize, imageSize, channels]);
-    return torch.scope(() => normalizeBatch(torch.fromBytes(data, 'uint8', [images.length, channels, imageSize, imageSize]), mean, std));
+    return torch.scope(() => normalize(torch.fromBytes(data, 'uint8', [images.length, channels, imageSize, imageSize]), { mean, std }));
   }
 
   private async load(items: SourceItem[]): Promise<LoadedImage[]> {

@@ -19,6 +19,7 @@ import type { Classifier } from '../models/classifier.js';
 import { DataError } from '../data/errors.js';
 import { embedIndices } from './evaluate.js';
 import { backboneSpec } from './config.js';
+import { isBuiltinData } from './data.js';
 import { saveCheckpoint } from './checkpoint.js';
 
 /** The part of a checkpoint config that fixes the network and its input. */
@@ -54,7 +55,6 @@ export interface LabelledData {
   dispose(): void;
 }
 
-const isBuiltin = (d: string): boolean => ['fashion-mnist', 'fashionmnist', 'mnist'].includes(d.toLowerCase());
 
 async function builtin(o: { data: string; dataRoot?: string; imageSize: number; channels: 1 | 3 }, train: boolean): Promise<InMemoryDataset> {
   const isF = o.data.toLowerCase() !== 'mnist';
@@ -87,7 +87,7 @@ export async function loadLabelledData(o: { data: string; dataRoot?: string; ima
     dispose: () => { train.dispose(); if (test !== train) test.dispose(); },
   });
   const all = (n: number): number[] => [...Array(n).keys()];
-  if (isBuiltin(o.data)) {
+  if (isBuiltinData(o.data)) {
     const train = await builtin(o, true);
     const test = await builtin(o, false);
     return mk(train, all(train.length), test, all(test.length), 'test');
@@ -120,7 +120,7 @@ export async function loadLabelledData(o: { data: string; dataRoot?: string; ima
 
 /** The labelled images to evaluate on: the test/val split of `data`, or all of a plain labelled folder. */
 export async function loadEvalData(o: { data: string; dataRoot?: string; imageSize: number; channels: 1 | 3 }): Promise<{ ds: InMemoryDataset; indices: number[]; names: string[]; split: LabelledData['split'] }> {
-  if (isBuiltin(o.data)) {
+  if (isBuiltinData(o.data)) {
     const ds = await builtin(o, false);
     return { ds, indices: [...Array(ds.length).keys()], names: ds.names, split: 'test' };
   }

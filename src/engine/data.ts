@@ -17,6 +17,7 @@ import { existsSync, statSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import path from 'node:path';
 import { DataError, FashionMNIST, ImageFolder, InMemoryDataset, MNIST, Subset, randomSplitIndices } from '../data/index.js';
+import { FMNIST_STATS, IMAGENET_STATS, MNIST_STATS } from '../transforms/index.js';
 
 /** Whether a folder's training images are decoded once into memory (see the module comment). */
 export type CacheMode = boolean | 'auto';
@@ -44,10 +45,22 @@ export interface TrainData {
   std: number[];
 }
 
-/** Per-channel statistics of the built-in datasets and ImageNet. */
-export const FMNIST_STATS = { mean: [0.286], std: [0.353] };
-export const MNIST_STATS = { mean: [0.1307], std: [0.3081] };
-export const IMAGENET_STATS = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+/** Whether `data` names a built-in dataset ('fashion-mnist', 'mnist') rather than a folder. */
+export function isBuiltinData(data: string): boolean {
+  return ['fashion-mnist', 'fashionmnist', 'mnist'].includes(data.toLowerCase());
+}
+
+/**
+ * The per-channel normalisation a model trained on `data` uses: the dataset's own statistics
+ * for (Fashion-)MNIST, ImageNet's for colour folders, mean 0.5 / std 0.25 for gray folders;
+ * a 1-channel statistic is repeated for 3 channels.
+ */
+export function defaultStats(data: string, channels: 1 | 3): { mean: number[]; std: number[] } {
+  const key = data.toLowerCase();
+  const stats = isBuiltinData(key) ? (key === 'mnist' ? MNIST_STATS : FMNIST_STATS) : channels === 3 ? IMAGENET_STATS : { mean: [0.5], std: [0.25] };
+  const rep = (v: number[]): number[] => (channels === 3 && v.length === 1 ? [v[0]!, v[0]!, v[0]!] : [...v]);
+  return { mean: rep(stats.mean), std: rep(stats.std) };
+}
 
 /** `max` evenly spaced indices of 0..n-1 (all of them when `max` is 0 or ≥ n). */
 function evenSample(n: number, max: number): number[] {
@@ -59,7 +72,7 @@ function evenSample(n: number, max: number): number[] {
 export async function loadTrainData(o: { data: string; dataRoot?: string; imageSize: number; channels: 1 | 3; seed: number; knnBankSize: number;
   cache?: CacheMode; onProgress?: (done: number, total: number) => void; }): Promise<TrainData> {
   const key = o.data.toLowerCase();
-  if (key === 'fashion-mnist' || key === 'fashionmnist' || key === 'mnist') {
+  if (isBuiltinData(key)) {
     const isF = key !== 'mnist';
     if (!isF && !o.dataRoot) throw new DataError("--data mnist needs --data-root DIR with the MNIST IDX files (Debian ships only dataset-fashion-mnist); or use --data fashion-mnist");
     const open = (train: boolean): Promise<FashionMNIST | MNIST> => (isF ? FashionMNIST.open({ root: o.dataRoot, train }) : MNIST.open({ root: o.dataRoot!, train }));
@@ -68,10 +81,8 @@ export async function loadTrainData(o: { data: string; dataRoot?: string; imageS
       channels: o.channels, imageSize: size === 28 ? undefined : size });
     const train = await mem(true);
     const test = await mem(false);
-    const stats = isF ? FMNIST_STATS : MNIST_STATS;
-    const rep = (v: number[]): number[] => (o.channels === 3 ? [v[0]!, v[0]!, v[0]!] : v);
     return { name: isF ? 'fashion-mnist' : 'mnist', train, names: train.names, channels: o.channels, imageSize: size,
-      mean: rep(stats.mean), std: rep(stats.std),
+      ...defaultStats(key, o.channels),
       knn: { bank: train, bankIndices: evenSample(train.length, o.knnBankSize), queries: test, queryIndices: [...Array(test.length).keys()], split: 'test' } };
   }
   if (!existsSync(o.data)) {
@@ -86,7 +97,7 @@ export async function loadTrainData(o: { data: string; dataRoot?: string; imageS
   const inMemory = cache === true || (cache === 'auto' && cacheFits(folder.length, o.channels, size));
   const decode = (ds: ImageFolder | Subset): Promise<InMemoryDataset> => InMemoryDataset.from(ds, { imageSize: size, channels: o.channels, fit: 'cover' });
   const train = inMemory ? await InMemoryDataset.from(folder, { imageSize: size, channels: o.channels, fit: 'cover', onProgress: o.onProgress }) : folder;
-  const stats = o.channels === 3 ? IMAGENET_STATS : { mean: [0.5], std: [0.25] };
+  const stats = defaultStats(o.data, o.channels);
   let knn: TrainData['knn'] = null;
   if (train.names.length > 1) {
     // at most knnBankSize images each; when streaming they are decoded into memory on their own

@@ -2,17 +2,8 @@
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import type { InMemoryDataset } from '../data/index.js';
+import { normalize } from '../transforms/index.js';
 import { knnAccuracy, type KNNOptions } from './knn.js';
-
-/** Normalises a uint8 batch [N, C, H, W] to float: (x/255 − mean) / std. */
-export function normalizeBatch(images: Tensor, mean: number[], std: number[]): Tensor {
-  return torch.scope(() => {
-    const c = images.size(1);
-    const m = torch.tensor(mean.length === c ? mean : Array(c).fill(mean[0]), { shape: [1, c, 1, 1] });
-    const s = torch.tensor(std.length === c ? std : Array(c).fill(std[0]), { shape: [1, c, 1, 1] });
-    return images.float().div(255).sub(m).div(s);
-  });
-}
 
 /** Features [len(indices), D] of `dataset[indices]` under `embed`, in eval mode and without gradients. */
 export function embedIndices(embed: (x: Tensor) => Tensor, dataset: InMemoryDataset, indices: number[],
@@ -23,7 +14,7 @@ export function embedIndices(embed: (x: Tensor) => Tensor, dataset: InMemoryData
     for (let i = 0; i < indices.length; i += bs) {
       parts.push(torch.scope(() => {
         const b = dataset.tensorBatch(indices.slice(i, i + bs));
-        return embed(normalizeBatch(b.images, o.mean, o.std));
+        return embed(normalize(b.images, o));
       }));
     }
     return torch.cat(parts, 0);

@@ -25,7 +25,7 @@ import { Classifier } from '../models/classifier.js';
 import { resolveConfig, type TrainConfig } from './config.js';
 import { Supervised, type LabelledBatch } from '../methods/supervised.js';
 import { Progress } from './progress.js';
-import { FMNIST_STATS, IMAGENET_STATS, MNIST_STATS } from './data.js';
+import { defaultStats, isBuiltinData } from './data.js';
 import { fit, type StepEnd } from './loop.js';
 import { pickDefined } from './options.js';
 import {
@@ -199,12 +199,8 @@ export async function trainSupervised(config: Partial<TrainConfig>, o: Supervise
   const c = resolveConfig(config);
   if (c.threads > 0) torch.setNumThreads(c.threads);
   torch.manualSeed(c.seed);
-  const isBuiltin = ['fashion-mnist', 'fashionmnist', 'mnist'].includes(c.data.toLowerCase());
-  const imageSize = c.imageSize || (isBuiltin ? 28 : 96);
-  const stats = isBuiltin ? (c.data.toLowerCase() === 'mnist' ? MNIST_STATS : FMNIST_STATS)
-    : c.channels === 3 ? IMAGENET_STATS : { mean: [0.5], std: [0.25] };
-  const rep = (v: number[]): number[] => (c.channels === 3 && v.length === 1 ? [v[0]!, v[0]!, v[0]!] : v);
-  const mc: ModelInputConfig & TrainConfig = { ...c, imageSize, mean: rep(stats.mean), std: rep(stats.std) };
+  const imageSize = c.imageSize || (isBuiltinData(c.data) ? 28 : 96);
+  const mc: ModelInputConfig & TrainConfig = { ...c, imageSize, ...defaultStats(c.data, c.channels) };
   const data = o.data ?? await loadLabelledData({ data: c.data, dataRoot: c.dataRoot, imageSize, channels: c.channels, seed: c.seed });
   try {
     const fraction = o.labelFraction ?? 1;

@@ -1,15 +1,13 @@
 /**
  * Colour augmentations on batches `[N, C, H, W]` in [0, 1], C = 1 or 3: colour jitter
- * (brightness, contrast, saturation, hue), random grayscale, solarization, normalisation,
- * and the batched RGB ↔ HSV conversions they need. Each op follows torchvision's tensor
+ * (brightness, contrast, saturation, hue), random grayscale, solarization, and the batched
+ * RGB ↔ HSV conversions they need (normalisation is in `normalize.ts`). Each op follows torchvision's tensor
  * functional (`adjust_brightness`, ...) including the clamp to [0, 1] after each step.
  */
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
-import {
-  bernoulli, checkBatch, checkProb, countOnes, indicesOf, perSample, range,
-  type RandomTransform, type Transform,
-} from './core.js';
+import { RandomAugmentation, selectRows, type Selection } from './augmentation.js';
+import { perSample, range } from './core.js';
 
 /** ITU-R BT.601-2 luma weights (as PIL's `convert('L')`; torchvision's tensor path uses 0.2989). */
 export const LUMA_WEIGHTS = [0.299, 0.587, 0.114] as const;
@@ -211,26 +209,25 @@ export interface ColorJitterParams {
  * image: applying a different order per sample would cost one pass per op per order.
  * Over many batches every order occurs equally often. Each op clamps to [0, 1].
  * On 1-channel input saturation and hue are identities (as torchvision), not errors.
+ * Only the jittered samples are computed (see `RandomAugmentation`), in place on their copy.
  */
-export class ColorJitter implements RandomTransform<ColorJitterParams> {
+export class ColorJitter extends RandomAugmentation<ColorJitterParams> {
   readonly brightness: [number, number];
   readonly contrast: [number, number];
   readonly saturation: [number, number];
   readonly hue: [number, number];
-  readonly p: number;
-  lastParams: ColorJitterParams | null = null;
 
   constructor(o: ColorJitterOptions = {}) {
+    super('ColorJitter', { p: o.p ?? 1 });
     this.brightness = range('ColorJitter.brightness', o.brightness ?? 0, 1, 0);
     this.contrast = range('ColorJitter.contrast', o.contrast ?? 0, 1, 0);
     this.saturation = range('ColorJitter.saturation', o.saturation ?? 0, 1, 0);
     this.hue = range('ColorJitter.hue', o.hue ?? 0, 0);
     if (this.hue[0] < -0.5 || this.hue[1] > 0.5) throw new RangeError(`ColorJitter.hue: must lie within [-0.5, 0.5], got [${this.hue.join(', ')}]`);
-    this.p = checkProb('ColorJitter.p', o.p ?? 1);
   }
 
-  sampleParams(n: number): ColorJitterParams {
-    const applied = bernoulli(n, this.p);
+  protected generateParams(n: number, flags: Uint8Array | null): ColorJitterParams {
+    const applied = flags!;
     const u = torch.scope(() => torch.rand([4, n]).toFloat32Array());
     const pick = (k: number, [lo, hi]: [number, number], off: number): Float32Array =>
       Float32Array.from({ length: n }, (_, i) => (applied[i] ? lo + (hi - lo) * u[k * n + i]! : off));
@@ -245,51 +242,64 @@ export class ColorJitter implements RandomTransform<ColorJitterParams> {
     };
   }
 
-  forward(x: Tensor): Tensor {
-    const [n] = checkBatch(x, 'ColorJitter');
-    this.lastParams = this.sampleParams(n);
-    return this.apply(x, this.lastParams);
+  protected paramsLength(p: ColorJitterParams): number {
+    return p.applied.length;
   }
 
-  apply(x: Tensor, p: ColorJitterParams): Tensor {
-    const [n, c] = checkBatch(x, 'ColorJitter');
-    if (p.applied.length !== n) throw new RangeError(`ColorJitter.apply: params are for ${p.applied.length} samples, the batch has ${n}`);
-    const k = countOnes(p.applied);
-    if (k === 0) return x.alias();
+  protected override appliedTo(p: ColorJitterParams): Uint8Array {
+    return p.applied;
+  }
+
+  /** The ops of `p.order` that change a `c`-channel image (ranges other than the identity). */
+  private ops(p: ColorJitterParams, c: number): number[] {
     const on = (r: [number, number], identity: number): boolean => !(r[0] === identity && r[1] === identity);
-    const ops = p.order.filter((op) =>
+    return p.order.filter((op) =>
       (op === 0 && on(this.brightness, 1)) || (op === 1 && on(this.contrast, 1)) || (c === 3 && op === 2 && on(this.saturation, 1)) || (c === 3 && op === 3 && on(this.hue, 0)));
-    if (ops.length === 0) return x.alias();
-    // Only the jittered samples are computed (gathered, jittered in place, scattered back into
-    // a copy), so the others stay bit-exact, as torchvision's RandomApply leaves them.
-    const pick = (a: Float32Array): Float32Array => (k === n ? a : a.filter((_, i) => p.applied[i] === 1));
-    return torch.scope(() => {
-      const idx = k === n ? null : indicesOf(p.applied, x);
-      let y = idx === null ? x : x.indexSelect(0, idx);
-      for (const op of ops) {
-        const own = y !== x;
-        let z: Tensor;
-        if (op === 0) z = brightness(y, perSample(pick(p.brightness), y), own);
-        else if (op === 1) z = contrast(y, perSample(pick(p.contrast), y), own);
-        else if (op === 2) z = saturation(y, perSample(pick(p.saturation), y), own);
-        else {
-          const { m, c: chroma, h6, v } = hueParts(y);
-          m.dispose();
-          if (own) y.dispose();
-          z = fromHue(h6, v, chroma, hueAnchors(pick(p.hue), h6));
-        }
-        y = z;
+  }
+
+  protected override isIdentity(p: ColorJitterParams, shape: number[]): boolean {
+    return this.ops(p, shape[1]!).length === 0;
+  }
+
+  protected applyTo(x: Tensor, p: ColorJitterParams, sel: Selection): Tensor {
+    const pick = (a: Float32Array): Float32Array => selectRows(a, sel.on);
+    let y = x;
+    for (const op of this.ops(p, x.size(1))) {
+      const own = y !== x || sel.owned;
+      let z: Tensor;
+      if (op === 0) z = brightness(y, perSample(pick(p.brightness), y), own);
+      else if (op === 1) z = contrast(y, perSample(pick(p.contrast), y), own);
+      else if (op === 2) z = saturation(y, perSample(pick(p.saturation), y), own);
+      else {
+        const { m, c: chroma, h6, v } = hueParts(y);
+        m.dispose();
+        if (own) y.dispose();
+        z = fromHue(h6, v, chroma, hueAnchors(pick(p.hue), h6));
       }
-      return idx === null ? y : x.clone().indexCopy_(0, idx, y);
-    });
+      y = z;
+    }
+    return y;
   }
 }
 
-// ---- grayscale, solarization, normalisation -------------------------------------------------
+// ---- grayscale, solarization ------------------------------------------------------------------
 
 /** Per-sample flags: 1 where the op applies. */
 export interface ApplyParams {
   applied: Uint8Array;
+}
+
+/** A random augmentation whose only parameters are the per-sample flags. */
+abstract class FlagAugmentation extends RandomAugmentation<ApplyParams> {
+  protected generateParams(_n: number, applied: Uint8Array | null): ApplyParams {
+    return { applied: applied! };
+  }
+  protected paramsLength(p: ApplyParams): number {
+    return p.applied.length;
+  }
+  protected override appliedTo(p: ApplyParams): Uint8Array {
+    return p.applied;
+  }
 }
 
 /**
@@ -297,29 +307,17 @@ export interface ApplyParams {
  * SimCLR uses 0.2), ITU-R 601-2 luma (0.299, 0.587, 0.114), keeping 3 channels.
  * `[N, C, H, W]` → same; an identity on 1-channel input.
  */
-export class RandomGrayscale implements RandomTransform<ApplyParams> {
-  lastParams: ApplyParams | null = null;
-  constructor(readonly p = 0.1) {
-    checkProb('RandomGrayscale.p', p);
+export class RandomGrayscale extends FlagAugmentation {
+  constructor(p = 0.1) {
+    super('RandomGrayscale', { p });
   }
-  sampleParams(n: number): ApplyParams {
-    return { applied: bernoulli(n, this.p) };
+  protected override isIdentity(_p: ApplyParams, shape: number[]): boolean {
+    return shape[1] === 1;
   }
-  forward(x: Tensor): Tensor {
-    const [n] = checkBatch(x, 'RandomGrayscale');
-    this.lastParams = this.sampleParams(n);
-    return this.apply(x, this.lastParams);
-  }
-  apply(x: Tensor, p: ApplyParams): Tensor {
-    const [n, c, h, w] = checkBatch(x, 'RandomGrayscale');
-    const k = countOnes(p.applied);
-    if (c === 1 || k === 0) return x.alias();
-    return torch.scope(() => {
-      if (k === n) return rgbToGrayscale(x).expand([n, 3, h, w]).contiguous();
-      const idx = indicesOf(p.applied, x);
-      const g = rgbToGrayscale(x.indexSelect(0, idx));
-      return x.clone().indexCopy_(0, idx, g.expand([k, 3, h, w]));
-    });
+  protected applyTo(x: Tensor, _p: ApplyParams, sel: Selection): Tensor {
+    const [n, , h, w] = x.shape as [number, number, number, number];
+    const g = rgbToGrayscale(x).expand([n, 3, h, w]);
+    return sel.on === null ? g.contiguous() : g; // a sub-batch is copied into the output as it is
   }
 }
 
@@ -328,74 +326,14 @@ export class RandomGrayscale implements RandomTransform<ApplyParams> {
  * torchvision's `RandomSolarize`; used by BYOL (Grill et al. 2020) and DINO (Caron et al.
  * 2021) on the second global view. `[N, C, H, W]` → same.
  */
-export class RandomSolarization implements RandomTransform<ApplyParams> {
+export class RandomSolarization extends FlagAugmentation {
   readonly threshold: number;
-  readonly p: number;
-  lastParams: ApplyParams | null = null;
   constructor(o: { threshold?: number; p?: number } = {}) {
+    super('RandomSolarization', { p: o.p ?? 0.5 });
     this.threshold = o.threshold ?? 0.5;
-    this.p = checkProb('RandomSolarization.p', o.p ?? 0.5);
   }
-  sampleParams(n: number): ApplyParams {
-    return { applied: bernoulli(n, this.p) };
-  }
-  forward(x: Tensor): Tensor {
-    const [n] = checkBatch(x, 'RandomSolarization');
-    this.lastParams = this.sampleParams(n);
-    return this.apply(x, this.lastParams);
-  }
-  apply(x: Tensor, p: ApplyParams): Tensor {
-    const [n] = checkBatch(x, 'RandomSolarization');
-    const k = countOnes(p.applied);
-    if (k === 0) return x.alias();
-    const solarize = (t: Tensor): Tensor =>
-      // At the usual threshold 0.5 this is min(x, 1 − x), two cheap passes instead of a where.
-      this.threshold === 0.5 ? t.neg().add_(1).minimum(t) : torch.where(t.ge(this.threshold), t.neg().add_(1), t);
-    return torch.scope(() => {
-      if (k === n) return solarize(x);
-      const idx = indicesOf(p.applied, x);
-      return x.clone().indexCopy_(0, idx, solarize(x.indexSelect(0, idx)));
-    });
+  protected applyTo(x: Tensor): Tensor {
+    // At the usual threshold 0.5 this is min(x, 1 − x), two cheap passes instead of a where.
+    return this.threshold === 0.5 ? x.neg().add_(1).minimum(x) : torch.where(x.ge(this.threshold), x.neg().add_(1), x);
   }
 }
-
-/** ImageNet channel statistics (the default of lightly's transforms). */
-export const IMAGENET_NORMALIZE = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] } as const;
-
-/**
- * (x − mean) / std per channel. `mean`/`std` have 1 or C values; 3-value statistics given a
- * 1-channel batch are reduced to their luma-weighted average (the statistics of a gray image
- * seen as RGB), so ImageNet defaults work on MNIST-like data. `[N, C, H, W]` → same.
- */
-export class Normalize implements Transform {
-  readonly mean: number[];
-  readonly std: number[];
-  constructor(o: { mean: readonly number[]; std: readonly number[] }) {
-    this.mean = [...o.mean];
-    this.std = [...o.std];
-    if (this.mean.length !== this.std.length || this.mean.length === 0) {
-      throw new RangeError(`Normalize: mean and std need the same number of values (1 or C), got ${this.mean.length} and ${this.std.length}`);
-    }
-    if (this.std.some((s) => !(s > 0))) throw new RangeError(`Normalize: std must be positive, got [${this.std.join(', ')}]`);
-  }
-  /** The per-channel (mean, std) used for a `c`-channel batch. */
-  statsFor(c: number): { mean: number[]; std: number[] } {
-    if (this.mean.length === c) return { mean: this.mean, std: this.std };
-    if (this.mean.length === 1) return { mean: Array(c).fill(this.mean[0]), std: Array(c).fill(this.std[0]) };
-    if (this.mean.length === 3 && c === 1) {
-      const dot = (v: number[]): number => v.reduce((a, b, i) => a + b * LUMA_WEIGHTS[i]!, 0);
-      return { mean: [dot(this.mean)], std: [dot(this.std)] };
-    }
-    throw new RangeError(`Normalize: ${this.mean.length} mean/std values for a ${c}-channel batch; pass 1 or ${c} values`);
-  }
-  forward(x: Tensor): Tensor {
-    const [, c] = checkBatch(x, 'Normalize', { anyC: true });
-    const { mean, std } = this.statsFor(c);
-    return torch.scope(() => {
-      const scale = torch.tensor(std.map((s) => 1 / s), { shape: [1, c, 1, 1] }).to({ dtype: x.dtype, device: x.device });
-      const bias = torch.tensor(mean.map((m, i) => -m / std[i]!), { shape: [1, c, 1, 1] }).to({ dtype: x.dtype, device: x.device });
-      return x.mul(scale).add_(bias);
-    });
-  }
-}
-

@@ -22,7 +22,8 @@ export interface Transform {
  * A transform with per-sample random parameters `P` (plain typed arrays, one entry per
  * sample). `sampleParams(n, shape)` draws them with libtorch's generator, `apply(x, params)`
  * applies given ones, and `forward(x)` is `apply(x, sampleParams(N, x.shape))`, recording
- * the draw in `lastParams` (for tests, logging and replaying a view).
+ * the draw in `lastParams` (for tests, logging and replaying a view). Every random
+ * augmentation implements it by extending `RandomAugmentation` (augmentation.ts).
  */
 export interface RandomTransform<P> extends Transform {
   sampleParams(n: number, shape: number[]): P;

@@ -4,7 +4,8 @@
  */
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
-import { bernoulli, checkBatch, checkProb, countOnes, indicesOf, randArray, range, type RandomTransform } from './core.js';
+import { RandomAugmentation, type Selection } from './augmentation.js';
+import { randArray, range } from './core.js';
 
 const F = torch.functional;
 
@@ -59,13 +60,12 @@ function reflectIndex(n: number, pad: number, device: string): Tensor {
  * Gaussian is the outer product, so this equals torchvision's 2-d kernel up to rounding).
  * Only the samples drawn for blurring are convolved.
  */
-export class GaussianBlur implements RandomTransform<GaussianBlurParams> {
+export class GaussianBlur extends RandomAugmentation<GaussianBlurParams> {
   readonly kernelSize: [number, number];
   readonly sigma: [number, number];
-  readonly p: number;
-  lastParams: GaussianBlurParams | null = null;
 
   constructor(o: GaussianBlurOptions = {}) {
+    super('GaussianBlur', { p: o.p ?? 1, anyC: true });
     this.sigma = typeof o.sigma === 'number' ? [o.sigma, o.sigma] : range('GaussianBlur.sigma', o.sigma ?? [0.1, 2], 0);
     if (!(this.sigma[0] > 0)) throw new RangeError(`GaussianBlur.sigma: must be positive, got [${this.sigma.join(', ')}]`);
     const def = 2 * Math.ceil(3 * this.sigma[1]) + 1;
@@ -74,27 +74,25 @@ export class GaussianBlur implements RandomTransform<GaussianBlurParams> {
     if (!this.kernelSize.every((k) => Number.isInteger(k) && k > 0 && k % 2 === 1)) {
       throw new RangeError(`GaussianBlur.kernelSize: must be odd positive integers, got ${String(ks)}`);
     }
-    this.p = checkProb('GaussianBlur.p', o.p ?? 1);
   }
 
-  sampleParams(n: number): GaussianBlurParams {
-    const applied = bernoulli(n, this.p);
+  protected generateParams(n: number, flags: Uint8Array | null): GaussianBlurParams {
+    const applied = flags!;
     const u = randArray(n);
     const [a, b] = this.sigma;
     return { applied, sigma: u.map((v, i) => (applied[i] ? a + (b - a) * v : 0)) };
   }
 
-  forward(x: Tensor): Tensor {
-    const [n] = checkBatch(x, 'GaussianBlur', { anyC: true });
-    this.lastParams = this.sampleParams(n);
-    return this.apply(x, this.lastParams);
+  protected paramsLength(p: GaussianBlurParams): number {
+    return p.applied.length;
   }
 
-  apply(x: Tensor, p: GaussianBlurParams): Tensor {
-    const [n, c, H, W] = checkBatch(x, 'GaussianBlur', { anyC: true });
-    if (p.applied.length !== n) throw new RangeError(`GaussianBlur.apply: params are for ${p.applied.length} samples, the batch has ${n}`);
-    const m = countOnes(p.applied);
-    if (m === 0) return x.alias();
+  protected override appliedTo(p: GaussianBlurParams): Uint8Array {
+    return p.applied;
+  }
+
+  protected applyTo(src: Tensor, p: GaussianBlurParams, sel: Selection): Tensor {
+    const [m, c, H, W] = src.shape as [number, number, number, number];
     const [kh, kw] = this.kernelSize;
     const [ph, pw] = [(kh - 1) / 2, (kw - 1) / 2];
     if (ph >= H || pw >= W) {
@@ -104,7 +102,7 @@ export class GaussianBlur implements RandomTransform<GaussianBlurParams> {
     const colTaps = new Float32Array(m * c * kh);
     const rowTaps = new Float32Array(m * c * kw);
     let j = 0;
-    for (let i = 0; i < n; i++) {
+    for (let i = 0; i < p.applied.length; i++) {
       if (!p.applied[i]) continue;
       const kv = gaussianKernel1d(kh, p.sigma[i]!);
       const ku = kw === kh ? kv : gaussianKernel1d(kw, p.sigma[i]!);
@@ -113,29 +111,24 @@ export class GaussianBlur implements RandomTransform<GaussianBlurParams> {
         rowTaps.set(ku, j * kw);
       }
     }
-    return torch.scope(() => {
-      const opts = { dtype: x.dtype, device: x.device };
-      const wv = torch.tensor(colTaps, { shape: [m * c, 1, kh, 1] }).to(opts);
-      const wu = torch.tensor(rowTaps, { shape: [m * c, 1, 1, kw] }).to(opts);
-      const idx = m === n ? null : indicesOf(p.applied, x);
-      const src = idx === null ? x : x.indexSelect(0, idx);
-      const flat = src.reshape([1, m * c, H, W]);
-      // Reflect padding, one axis at a time (F.pad's reflection kernel measured ~6× slower than
-      // these copies): rows by an index gather, columns by concatenating mirrored strips.
-      // Each intermediate is freed as soon as it is consumed (fewer live buffers, fewer page faults).
-      const rows = ph === 0 ? flat : flat.indexSelect(2, reflectIndex(H, ph, x.device));
-      if (rows !== flat) {
-        flat.dispose();
-        if (src !== x) src.dispose();
-      }
-      const vert = F.conv2d(rows, wv, null, { groups: m * c });
-      if (rows !== flat) rows.dispose();
-      const cols = pw === 0 ? vert : torch.cat([vert.narrow(3, 1, pw).flip(3), vert, vert.narrow(3, W - pw - 1, pw).flip(3)], 3);
-      if (cols !== vert) vert.dispose();
-      const blurred = F.conv2d(cols, wu, null, { groups: m * c }).view([m, c, H, W]);
-      cols.dispose();
-      if (idx === null) return blurred;
-      return x.clone().indexCopy_(0, idx, blurred);
-    });
+    const opts = { dtype: src.dtype, device: src.device };
+    const wv = torch.tensor(colTaps, { shape: [m * c, 1, kh, 1] }).to(opts);
+    const wu = torch.tensor(rowTaps, { shape: [m * c, 1, 1, kw] }).to(opts);
+    const flat = src.reshape([1, m * c, H, W]);
+    // Reflect padding, one axis at a time (F.pad's reflection kernel measured ~6× slower than
+    // these copies): rows by an index gather, columns by concatenating mirrored strips.
+    // Each intermediate is freed as soon as it is consumed (fewer live buffers, fewer page faults).
+    const rows = ph === 0 ? flat : flat.indexSelect(2, reflectIndex(H, ph, src.device));
+    if (rows !== flat) {
+      flat.dispose();
+      if (sel.owned) src.dispose();
+    }
+    const vert = F.conv2d(rows, wv, null, { groups: m * c });
+    if (rows !== flat) rows.dispose();
+    const cols = pw === 0 ? vert : torch.cat([vert.narrow(3, 1, pw).flip(3), vert, vert.narrow(3, W - pw - 1, pw).flip(3)], 3);
+    if (cols !== vert) vert.dispose();
+    const blurred = F.conv2d(cols, wu, null, { groups: m * c }).view([m, c, H, W]);
+    cols.dispose();
+    return blurred;
   }
 }

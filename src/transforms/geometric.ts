@@ -11,10 +11,8 @@
  * interpolate's edge clamping, so the two agree to float rounding. */
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
-import {
-  bernoulli, checkBatch, checkProb, countOnes, indicesOf, randArray, range,
-  type RandomTransform, type Transform,
-} from './core.js';
+import { RandomAugmentation } from './augmentation.js';
+import { bernoulli, checkBatch, checkProb, countOnes, indicesOf, randArray, range, type Transform } from './core.js';
 
 const F = torch.functional;
 
@@ -102,7 +100,7 @@ export const LOOP_MIN_PIXELS = 8192;
  * the grid there and is exactly torchvision's `resized_crop`, antialiasing included. Both
  * paths give the same pixels when upsampling; `resample` forces one.
  */
-export class RandomResizedCrop implements RandomTransform<CropParams> {
+export class RandomResizedCrop extends RandomAugmentation<CropParams> {
   readonly size: [number, number];
   readonly scale: [number, number];
   readonly ratio: [number, number];
@@ -110,9 +108,9 @@ export class RandomResizedCrop implements RandomTransform<CropParams> {
   readonly antialias: boolean;
   readonly hflip: number;
   readonly resample: 'auto' | 'grid' | 'loop';
-  lastParams: CropParams | null = null;
 
   constructor(o: RandomResizedCropOptions) {
+    super('RandomResizedCrop', { p: null, anyC: true });
     this.resample = o.resample ?? 'auto';
     if (!['auto', 'grid', 'loop'].includes(this.resample)) throw new TypeError(`RandomResizedCrop: resample must be 'auto', 'grid' or 'loop', got '${this.resample}'`);
     this.size = pair(o.size);
@@ -126,8 +124,12 @@ export class RandomResizedCrop implements RandomTransform<CropParams> {
     this.hflip = checkProb('RandomResizedCrop.hflip', o.hflip ?? 0);
   }
 
-  /** Boxes for `n` images of shape `[*, *, H, W]` (only H and W are read). */
-  sampleParams(n: number, shape: number[]): CropParams {
+  /** Boxes for `n` images of shape `[*, *, H, W]` (only H and W are read), then the flip flags. */
+  override sampleParams(n: number, shape: number[]): CropParams {
+    return super.sampleParams(n, shape);
+  }
+
+  protected generateParams(n: number, _applied: null, shape: number[]): CropParams {
     const H = shape[shape.length - 2]!;
     const W = shape[shape.length - 1]!;
     const [s0, s1] = this.scale;
@@ -164,15 +166,12 @@ export class RandomResizedCrop implements RandomTransform<CropParams> {
     return { top: a.subarray(0, n), left: a.subarray(n, 2 * n), height: a.subarray(2 * n, 3 * n), width: a.subarray(3 * n, 4 * n), flip };
   }
 
-  forward(x: Tensor): Tensor {
-    const [n] = checkBatch(x, 'RandomResizedCrop', { anyC: true });
-    this.lastParams = this.sampleParams(n, x.shape);
-    return this.apply(x, this.lastParams);
+  protected paramsLength(p: CropParams): number {
+    return p.top.length;
   }
 
-  apply(x: Tensor, p: CropParams): Tensor {
-    const [n, c, H, W] = checkBatch(x, 'RandomResizedCrop', { anyC: true });
-    if (p.top.length !== n) throw new RangeError(`RandomResizedCrop.apply: params are for ${p.top.length} samples, the batch has ${n}`);
+  protected applyTo(x: Tensor, p: CropParams): Tensor {
+    const [n, c, H, W] = x.shape as [number, number, number, number];
     const [oh, ow] = this.size;
     if (this.resample === 'loop' || (this.resample === 'auto' && c * oh * ow >= LOOP_MIN_PIXELS)) return this.applyLoop(x, p);
     // The sampling grid is separable: x depends on (sample, column), y on (sample, row).
@@ -198,12 +197,10 @@ export class RandomResizedCrop implements RandomTransform<CropParams> {
       const down = Math.min(h / oh, w / ow);
       if (this.antialias && down >= 2 && this.interpolation !== 'nearest') level[i] = Math.min(maxLevel, Math.floor(Math.log2(down)));
     }
-    return torch.scope(() => {
-      const opts = { dtype: x.dtype, device: x.device };
-      const xs = torch.tensor(gx, { shape: [n, 1, ow, 1] }).to(opts).expand([n, oh, ow, 1]);
-      const ys = torch.tensor(gy, { shape: [n, oh, 1, 1] }).to(opts).expand([n, oh, ow, 1]);
-      return resample(x, torch.cat([xs, ys], 3), this.interpolation, 'border', level);
-    });
+    const opts = { dtype: x.dtype, device: x.device };
+    const xs = torch.tensor(gx, { shape: [n, 1, ow, 1] }).to(opts).expand([n, oh, ow, 1]);
+    const ys = torch.tensor(gy, { shape: [n, oh, 1, 1] }).to(opts).expand([n, oh, ow, 1]);
+    return resample(x, torch.cat([xs, ys], 3), this.interpolation, 'border', level);
   }
 
   /**
@@ -213,19 +210,17 @@ export class RandomResizedCrop implements RandomTransform<CropParams> {
   private applyLoop(x: Tensor, p: CropParams): Tensor {
     const [oh, ow] = this.size;
     const mode = this.interpolation;
-    return torch.scope(() => {
-      const views: Tensor[] = [];
-      for (let i = 0; i < p.top.length; i++) {
-        const [h, w] = [p.height[i]!, p.width[i]!];
-        const crop = x.narrow(0, i, 1).narrow(2, p.top[i]!, h).narrow(3, p.left[i]!, w);
-        let y = h === oh && w === ow ? crop : F.interpolate(crop, { size: [oh, ow], mode, antialias: this.antialias && mode !== 'nearest' && (h > oh || w > ow) });
-        if (p.flip[i]) y = y.flip(3);
-        views.push(y);
-      }
-      const out = torch.cat(views);
-      for (const v of views) v.dispose();
-      return mode === 'bicubic' ? out.clamp_({ min: 0, max: 1 }) : out;
-    });
+    const views: Tensor[] = [];
+    for (let i = 0; i < p.top.length; i++) {
+      const [h, w] = [p.height[i]!, p.width[i]!];
+      const crop = x.narrow(0, i, 1).narrow(2, p.top[i]!, h).narrow(3, p.left[i]!, w);
+      let y = h === oh && w === ow ? crop : F.interpolate(crop, { size: [oh, ow], mode, antialias: this.antialias && mode !== 'nearest' && (h > oh || w > ow) });
+      if (p.flip[i]) y = y.flip(3);
+      views.push(y);
+    }
+    const out = torch.cat(views);
+    for (const v of views) v.dispose();
+    return mode === 'bicubic' ? out.clamp_({ min: 0, max: 1 }) : out;
   }
 }
 
@@ -267,29 +262,21 @@ export interface FlipParams {
   flip: Uint8Array;
 }
 
-class RandomFlip implements RandomTransform<FlipParams> {
-  lastParams: FlipParams | null = null;
-  constructor(readonly p: number, private readonly dim: 2 | 3, private readonly who: string) {
-    checkProb(who, p);
+class RandomFlip extends RandomAugmentation<FlipParams> {
+  constructor(p: number, private readonly dim: 2 | 3, who: string) {
+    super(who, { p, anyC: true });
   }
-  sampleParams(n: number): FlipParams {
-    return { flip: bernoulli(n, this.p) };
+  protected generateParams(_n: number, flip: Uint8Array | null): FlipParams {
+    return { flip: flip! };
   }
-  forward(x: Tensor): Tensor {
-    const [n] = checkBatch(x, this.who, { anyC: true });
-    this.lastParams = this.sampleParams(n);
-    return this.apply(x, this.lastParams);
+  protected paramsLength(p: FlipParams): number {
+    return p.flip.length;
   }
-  apply(x: Tensor, p: FlipParams): Tensor {
-    const [n] = checkBatch(x, this.who, { anyC: true });
-    const k = countOnes(p.flip);
-    if (p.flip.length !== n) throw new RangeError(`${this.who}.apply: params are for ${p.flip.length} samples, the batch has ${n}`);
-    if (k === 0) return x.alias();
-    if (k === n) return x.flip(this.dim);
-    return torch.scope(() => {
-      const idx = indicesOf(p.flip, x);
-      return x.clone().indexCopy_(0, idx, x.indexSelect(0, idx).flip(this.dim));
-    });
+  protected override appliedTo(p: FlipParams): Uint8Array {
+    return p.flip;
+  }
+  protected applyTo(x: Tensor): Tensor {
+    return x.flip(this.dim);
   }
 }
 
@@ -316,32 +303,31 @@ export interface RotationParams {
  * Rotates each image about its centre by an angle drawn uniform in `[-degrees, degrees]`
  * (or `[min, max]`), counter-clockwise as torchvision, keeping the size; corners outside
  * the source are filled with 0. One batched affine grid sample. `[N, C, H, W]` → same.
+ * Samples not drawn (probability 1 − p) get angle 0 and go through the same grid sample
+ * as the others (an identity up to rounding); a batch with no rotation is returned as is.
  */
-export class RandomRotation implements RandomTransform<RotationParams> {
+export class RandomRotation extends RandomAugmentation<RotationParams> {
   readonly degrees: [number, number];
   readonly interpolation: Interpolation;
-  readonly p: number;
-  lastParams: RotationParams | null = null;
   constructor(degrees: number | [number, number], o: { interpolation?: Interpolation; p?: number } = {}) {
+    super('RandomRotation', { p: o.p ?? 1, anyC: true });
     this.degrees = range('RandomRotation.degrees', degrees, 0);
     this.interpolation = checkInterpolation('RandomRotation', o.interpolation ?? 'bilinear');
-    this.p = checkProb('RandomRotation.p', o.p ?? 1);
   }
-  sampleParams(n: number): RotationParams {
-    const applied = bernoulli(n, this.p);
+  protected generateParams(n: number, flags: Uint8Array | null): RotationParams {
+    const applied = flags!;
     const u = randArray(n);
     const [a, b] = this.degrees;
     return { angle: u.map((v, i) => (applied[i] ? a + (b - a) * v : 0)) };
   }
-  forward(x: Tensor): Tensor {
-    const [n] = checkBatch(x, 'RandomRotation', { anyC: true });
-    this.lastParams = this.sampleParams(n);
-    return this.apply(x, this.lastParams);
+  protected paramsLength(p: RotationParams): number {
+    return p.angle.length;
   }
-  apply(x: Tensor, p: RotationParams): Tensor {
-    const [n, c, H, W] = checkBatch(x, 'RandomRotation', { anyC: true });
-    if (p.angle.length !== n) throw new RangeError(`RandomRotation.apply: params are for ${p.angle.length} samples, the batch has ${n}`);
-    if (p.angle.every((a) => a === 0)) return x.alias();
+  protected override isIdentity(p: RotationParams): boolean {
+    return p.angle.every((a) => a === 0);
+  }
+  protected applyTo(x: Tensor, p: RotationParams): Tensor {
+    const [n, c, H, W] = x.shape as [number, number, number, number];
     const theta = new Float32Array(n * 6);
     for (let i = 0; i < n; i++) {
       // Output pixel → input pixel is a rotation by +angle in y-down pixel coordinates, which
@@ -350,10 +336,8 @@ export class RandomRotation implements RandomTransform<RotationParams> {
       const [cs, sn] = [Math.cos(r), Math.sin(r)];
       theta.set([cs, (-sn * H) / W, 0, (sn * W) / H, cs, 0], i * 6);
     }
-    return torch.scope(() => {
-      const th = torch.tensor(theta, { shape: [n, 2, 3] }).to({ dtype: x.dtype, device: x.device });
-      return resample(x, F.affineGrid(th, [n, c, H, W], { alignCorners: false }), this.interpolation, 'zeros');
-    });
+    const th = torch.tensor(theta, { shape: [n, 2, 3] }).to({ dtype: x.dtype, device: x.device });
+    return resample(x, F.affineGrid(th, [n, c, H, W], { alignCorners: false }), this.interpolation, 'zeros');
   }
 }
 

@@ -9,7 +9,8 @@
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import { Compose, DEFAULT_MAX_CHUNK_BYTES, checkBatch, mapChunks, samplesPerChunk, toFloat, type Transform } from './core.js';
-import { ColorJitter, IMAGENET_NORMALIZE, Normalize, RandomGrayscale, RandomSolarization } from './color.js';
+import { ColorJitter, RandomGrayscale, RandomSolarization } from './color.js';
+import { IMAGENET_STATS, Normalize, type NormalizeStats } from './normalize.js';
 import { GaussianBlur } from './filter.js';
 import { CenterCrop, RandomResizedCrop, RandomRotation, RandomVerticalFlip, Resize, type Interpolation } from './geometric.js';
 
@@ -42,8 +43,6 @@ export class MultiViewTransform implements MultiView {
     }));
   }
 }
-
-export type NormalizeStats = { mean: readonly number[]; std: readonly number[] };
 
 /** SimCLR's blur kernel: 10% of the image side, odd, at least 3 (Chen et al. 2020 Appendix A). */
 export const simclrKernelSize = (size: number): number => Math.max(3, Math.floor((0.1 * size) / 2) * 2 + 1);
@@ -104,7 +103,7 @@ export function simclrView(o: SimCLRViewOptions = {}): Compose {
   if ((o.gaussianBlur ?? 0.5) > 0) {
     steps.push(new GaussianBlur({ kernelSize: o.kernelSize ?? simclrKernelSize(size), sigma: o.sigmas ?? [0.1, 2], p: o.gaussianBlur ?? 0.5 }));
   }
-  const norm = o.normalize === undefined ? IMAGENET_NORMALIZE : o.normalize;
+  const norm = o.normalize === undefined ? IMAGENET_STATS : o.normalize;
   if (norm !== null) steps.push(new Normalize(norm));
   return new Compose(steps);
 }
@@ -215,7 +214,7 @@ export class DINOTransform extends MultiViewTransform {
     const [b1, b2, bl] = o.gaussianBlur ?? [1.0, 0.1, 0.5];
     const interpolation = o.interpolation ?? 'bicubic';
     const sigma = o.sigmas ?? [0.1, 2];
-    const norm = o.normalize === undefined ? IMAGENET_NORMALIZE : o.normalize;
+    const norm = o.normalize === undefined ? IMAGENET_STATS : o.normalize;
     const view = (size: number, scale: [number, number], blurP: number, solarizeP: number): Compose => {
       const steps: Transform[] = [new RandomResizedCrop({ size, scale, interpolation, hflip: o.hfProb ?? 0.5 })];
       if ((o.vfProb ?? 0) > 0) steps.push(new RandomVerticalFlip(o.vfProb));
@@ -256,7 +255,7 @@ export class DINOTransform extends MultiViewTransform {
 export class EvalTransform implements Transform {
   readonly pipeline: Compose;
   constructor(o: { size: number; resize?: number; interpolation?: Interpolation; normalize?: NormalizeStats | null }) {
-    const norm = o.normalize === undefined ? IMAGENET_NORMALIZE : o.normalize;
+    const norm = o.normalize === undefined ? IMAGENET_STATS : o.normalize;
     const steps: Transform[] = [new Resize(o.resize ?? o.size, { interpolation: o.interpolation ?? 'bilinear' }), new CenterCrop(o.size)];
     if (norm !== null) steps.push(new Normalize(norm));
     this.pipeline = new Compose(steps);

@@ -10,6 +10,7 @@ import * as torch from '../../torch/index.js';
 import type { Tensor } from '../../torch/index.js';
 import { grayToRgb, rgbToGray } from '../../data/decode.js';
 import type { RawImage } from '../../data/types.js';
+import { normalize } from '../../transforms/index.js';
 import { parseProcessorConfig, type CLIPImageProcessorConfig } from './config.js';
 
 const F = torch.functional;
@@ -79,13 +80,7 @@ export class CLIPImageProcessor {
         const left = Math.floor((x.size(3) - s) / 2);
         x = x.narrow(2, top, s).narrow(3, left, s);
       }
-      x = x.mul(c.rescaleFactor);
-      if (c.doNormalize) {
-        const mean = torch.tensor(c.mean).view(1, -1, 1, 1);
-        const std = torch.tensor(c.std).view(1, -1, 1, 1);
-        x = x.sub(mean).div(std);
-      }
-      return x.squeeze(0).contiguous();
+      return normalize(x, c.doNormalize ? c : null, { rescale: c.rescaleFactor }).squeeze(0).contiguous();
     });
   }
 
@@ -101,10 +96,6 @@ export class CLIPImageProcessor {
    */
   normalizeBatch(images: Tensor): Tensor {
     const c = this.config;
-    return torch.scope(() => {
-      let x = images.to('float32').mul(c.rescaleFactor);
-      if (c.doNormalize) x = x.sub(torch.tensor(c.mean).view(1, -1, 1, 1)).div(torch.tensor(c.std).view(1, -1, 1, 1));
-      return x;
-    });
+    return normalize(images, c.doNormalize ? c : null, { rescale: c.rescaleFactor, who: 'CLIPImageProcessor.normalizeBatch' });
   }
 }
