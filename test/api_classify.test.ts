@@ -4,8 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import * as torch from '../src/torch/index.js';
@@ -15,37 +14,23 @@ import { loadCheckpoint, disposeCheckpoint } from '../src/engine/checkpoint.js';
 import { classifyMetrics, labelSubset, validationSplit } from '../src/engine/classify.js';
 import { fitSchedule } from '../src/engine/supervised.js';
 import { Model } from '../src/api/model.js';
+import { lcg } from './helpers/rng.js';
+import { SHAPE_CLASSES, shapeImage } from './helpers/images.js';
+import { tempDir } from './helpers/tmp.js';
 
 torch.setNumThreads(1);
-const root = mkdtempSync(path.join(os.tmpdir(), 'dyad-clf-'));
+const root = tempDir('clf');
 const dataDir = path.join(root, 'shapes');
-const NAMES = ['hstripes', 'vstripes', 'blob', 'diagonal'];
+const NAMES = SHAPE_CLASSES;
 let weights = '';
 let embedder: Model;
 
-/** 16×16 gray: horizontal stripes, vertical stripes, a centred blob, a diagonal, with noise. */
-function makeImage(cls: number, rng: () => number): Buffer {
-  const s = 16;
-  const px = Buffer.alloc(s * s);
-  const phase = Math.floor(rng() * 4);
-  const bright = 150 + Math.floor(rng() * 100);
-  for (let y = 0; y < s; y++) {
-    for (let x = 0; x < s; x++) {
-      const on = cls === 0 ? (y + phase) % 4 < 2 : cls === 1 ? (x + phase) % 4 < 2
-        : cls === 2 ? (x - 7.5 - (phase - 1.5)) ** 2 + (y - 7.5) ** 2 < 16 : Math.abs(x - y - (phase - 1.5)) < 2;
-      px[y * s + x] = Math.max(0, Math.min(255, (on ? bright : 30) + Math.floor((rng() - 0.5) * 40)));
-    }
-  }
-  return px;
-}
-
 before(async () => {
-  let seed = 99;
-  const rng = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rng = lcg(99);
   for (const [split, n] of [['train', 40], ['val', 10]] as const) {
     for (const [c, name] of NAMES.entries()) {
       mkdirSync(path.join(dataDir, split, name), { recursive: true });
-      for (let i = 0; i < n; i++) await sharp(makeImage(c, rng), { raw: { width: 16, height: 16, channels: 1 } }).png().toFile(path.join(dataDir, split, name, `${i}.png`));
+      for (let i = 0; i < n; i++) await sharp(shapeImage(c, rng), { raw: { width: 16, height: 16, channels: 1 } }).png().toFile(path.join(dataDir, split, name, `${i}.png`));
     }
   }
   const r = await train({ data: dataDir, imageSize: 16, channels: 1, width: 8, batch: 40, epochs: 2, knnEvery: 0, lr: 0.5, minScale: 0.5, threads: 1, out: path.join(root, 'ssl') }, { silent: true });

@@ -5,10 +5,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import * as torch from '../src/torch/index.js';
@@ -21,9 +20,10 @@ import { Model } from '../src/api/model.js';
 import { Results, TaskError } from '../src/api/results.js';
 import { SourceError, globToRegExp } from '../src/api/sources.js';
 import { mergeArgs } from '../src/api/args.js';
+import { tempDir } from './helpers/tmp.js';
 
 torch.setNumThreads(1);
-const root = mkdtempSync(path.join(os.tmpdir(), 'dyad-api-'));
+const root = tempDir('api');
 const dataDir = path.join(root, 'shapes');
 const filesDir = path.join(root, 'files');
 let embedder: Model;

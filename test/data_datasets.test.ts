@@ -1,17 +1,17 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import sharp from 'sharp';
+import { tempDir } from './helpers/tmp.js';
 import {
   DataFileError, DecodeError, FashionMNIST, ImageFolder, ImageTextPairs, MNIST, Rng, Subset, balancedSubset, parseCsv, randomSplit,
 } from '../src/data/index.js';
 
 let tmp: string;
 before(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dyad-datasets-'));
+  tmp = tempDir('datasets');
 });
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 

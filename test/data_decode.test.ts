@@ -1,11 +1,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import type { Sharp } from 'sharp';
 import { DecodeError, decodeImage, imageInfo, imageSize, rgbToGray, supportedFormats, type RawImage } from '../src/data/index.js';
+import { noiseBytes } from './helpers/rng.js';
+import { tempDir } from './helpers/tmp.js';
 
 type RGB = [number, number, number];
 let dir: string;
@@ -15,13 +16,7 @@ const solid = (c: RGB, width = 16, height = 12) =>
 
 /** Noisy image: JPEG/PNG files big enough that cutting them in half cuts pixel data. */
 function noise(width = 64, height = 64): Sharp {
-  const px = Buffer.alloc(width * height * 3);
-  let s = 12345;
-  for (let i = 0; i < px.length; i++) {
-    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-    px[i] = s >>> 24;
-  }
-  return sharp(px, { raw: { width, height, channels: 3 } });
+  return sharp(noiseBytes(width * height * 3), { raw: { width, height, channels: 3 } });
 }
 
 function pixel(img: RawImage, y: number, x: number): number[] {
@@ -43,7 +38,7 @@ async function write(name: string, data: Buffer | Promise<Buffer> | string): Pro
 }
 
 before(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dyad-decode-'));
+  dir = tempDir('decode');
 });
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 

@@ -3,16 +3,16 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { ImageFolder, comparePaths, extensionSet, imageExtensions, isImageFile, supportedFormats, walkImages } from '../src/data/index.js';
 import { globImages } from '../src/api/sources.js';
 import { scanImages } from '../src/search/index.js';
+import { tempDir } from './helpers/tmp.js';
 
 let tmp: string;
 before(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dyad-files-'));
+  tmp = tempDir('files');
 });
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 

@@ -1,11 +1,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import sharp from 'sharp';
 import * as torch from '../src/torch/index.js';
+import { tempDir } from './helpers/tmp.js';
 import {
   DataLoader, DecodeError, FashionMNIST, IdxImageDataset, ImageFolder, InMemoryDataset, Subset, rgbToGray,
   type Batch, type Dataset, type Sample,
@@ -13,7 +13,7 @@ import {
 
 let tmp: string;
 before(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dyad-loader-'));
+  tmp = tempDir('loader');
 });
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 

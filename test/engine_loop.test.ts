@@ -3,8 +3,7 @@
 // and the option merger every schema uses.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as torch from '../src/torch/index.js';
 import type { Tensor } from '../src/torch/index.js';
@@ -15,8 +14,9 @@ import { Method, type StepContext } from '../src/methods/method.js';
 import { fit, TrainingDivergedError, type EpochRow, type StepInput } from '../src/engine/loop.js';
 import { loadCheckpoint } from '../src/engine/checkpoint.js';
 import { lenient, mergeOptions } from '../src/engine/options.js';
+import { tempDir } from './helpers/tmp.js';
 
-const root = mkdtempSync(path.join(os.tmpdir(), 'dyad-loop-'));
+const root = tempDir('loop');
 
 interface Batch { x: Tensor; y: Tensor }
 

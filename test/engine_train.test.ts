@@ -4,47 +4,22 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import sharp from 'sharp';
 import * as torch from '../src/torch/index.js';
 import { train } from '../src/engine/trainer.js';
 import { loadCheckpoint, disposeCheckpoint } from '../src/engine/checkpoint.js';
 import { packageRoot } from '../src/torch/native.js';
 import { cacheFits } from '../src/engine/data.js';
+import { lcg } from './helpers/rng.js';
+import { writeShapeFolder } from './helpers/images.js';
+import { tempDir } from './helpers/tmp.js';
 
-const root = mkdtempSync(path.join(os.tmpdir(), 'dyad-train-'));
+const root = tempDir('train');
 const dataDir = path.join(root, 'shapes');
 
-/** 4 classes of 16×16 gray images: horizontal stripes, vertical stripes, a centred blob, a diagonal. */
-function makeImage(cls: number, rng: () => number): Buffer {
-  const s = 16;
-  const px = Buffer.alloc(s * s);
-  const phase = Math.floor(rng() * 4);
-  const bright = 150 + Math.floor(rng() * 100);
-  for (let y = 0; y < s; y++) {
-    for (let x = 0; x < s; x++) {
-      let on = false;
-      if (cls === 0) on = (y + phase) % 4 < 2;
-      else if (cls === 1) on = (x + phase) % 4 < 2;
-      else if (cls === 2) on = (x - 7.5 - (phase - 1.5)) ** 2 + (y - 7.5) ** 2 < 16;
-      else on = Math.abs(x - y - (phase - 1.5)) < 2;
-      px[y * s + x] = Math.max(0, Math.min(255, (on ? bright : 30) + Math.floor((rng() - 0.5) * 40)));
-    }
-  }
-  return px;
-}
-
 before(async () => {
-  let seed = 12345;
-  const rng = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-  for (const [c, name] of ['hstripes', 'vstripes', 'blob', 'diagonal'].entries()) {
-    mkdirSync(path.join(dataDir, name), { recursive: true });
-    for (let i = 0; i < 64; i++) {
-      await sharp(makeImage(c, rng), { raw: { width: 16, height: 16, channels: 1 } }).png().toFile(path.join(dataDir, name, `${i}.png`));
-    }
-  }
+  await writeShapeFolder(dataDir, 64, lcg(12345));
 });
 
 const base = { data: dataDir, imageSize: 16, channels: 1 as const, width: 8, batch: 64, threads: 1, knnK: 20, minScale: 0.5, cjStrength: 0.5, lr: 0.5 };

@@ -5,12 +5,12 @@ import * as torch from '../src/torch/index.js';
 import * as nn from '../src/nn/index.js';
 import { ResNet, VisionTransformer, SimCLRProjectionHead, MoCoProjectionHead, createBackbone, vitTiny } from '../src/models/index.js';
 import { updateMomentum, cosineSchedule, createMethod, MoCoV2, SimCLR } from '../src/methods/index.js';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { resolveConfig } from '../src/engine/config.js';
 import { buildMethod, loadMethod, modelConfig } from '../src/engine/trainer.js';
 import { saveCheckpoint } from '../src/engine/checkpoint.js';
+import { tempDir } from './helpers/tmp.js';
 
 test('ResNet-18/34/50 with every stem: pooled features and featureDim', () => {
   torch.manualSeed(0);
@@ -218,7 +218,7 @@ test('SimCLR headLayers: 2 (v1) or 3 (v2) Linear layers from the spec and the tr
 });
 
 test('train config featureStages / featureGrid: the backbone returns grid-pooled features, the head takes them, a checkpoint rebuilds them', () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'dyad-grid-ck-'));
+  const dir = tempDir('grid-ck');
   try {
     const c = resolveConfig({ featureStages: 2, featureGrid: 2, width: 4, channels: 1, imageSize: 16, stem: 'cifar' });
     const m = buildMethod(c) as SimCLR;
@@ -242,7 +242,7 @@ test('train config featureStages / featureGrid: the backbone returns grid-pooled
 });
 
 test('an embedder checkpoint written before headLayers existed (no headLayers in its config) loads with the 2-layer head it was trained with', async () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'dyad-old-ck-'));
+  const dir = tempDir('old-ck');
   try {
     const c = resolveConfig({ headLayers: 2, width: 4, channels: 1, imageSize: 16 });
     const old = buildMethod(c) as SimCLR;

@@ -15,6 +15,7 @@ import { Index, IndexError, LazyEmbedder, rowId } from '../src/search/index.js';
 import { labelAndSplit } from '../src/cli/search.js';
 import { program } from '../src/cli/index.js';
 import { packageRoot } from '../src/torch/native.js';
+import { lcg } from './helpers/rng.js';
 
 const CLASSES = ['hstripes', 'vstripes', 'blob', 'diagonal'];
 let root: string;
@@ -25,10 +26,6 @@ let otherWeights: string;
 let model: Model;
 
 /** Deterministic PRNG (LCG). */
-function lcg(seed: number): () => number {
-  let s = seed;
-  return () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-}
 
 /** A 16×16 gray image of class `cls`: horizontal or vertical stripes, a blob, a diagonal. */
 function shape(cls: number, rng: () => number): Buffer {

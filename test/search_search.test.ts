@@ -5,18 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { Index, ThumbnailEmbedder, IndexError, rowId, type Embedder } from '../src/search/index.js';
+import { mulberry32 as rng } from './helpers/rng.js';
 
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A 64×64 PNG made of an 8×8 grid of random gray blocks. */
 async function writePattern(file: string, seed: number): Promise<void> {

@@ -2,11 +2,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import * as torch from '../src/torch/index.js';
 import { N, packageRoot } from '../src/torch/native.js';
+import { tempDir } from './helpers/tmp.js';
 
 const F = torch.functional;
 
@@ -59,7 +58,7 @@ test('wrong dtypes and bad arguments are errors, not crashes', () => {
 });
 
 test('a missing libtorch gives an error listing the three ways to provide it', () => {
-  const empty = mkdtempSync(path.join(os.tmpdir(), 'dyad-nolibtorch-'));
+  const empty = tempDir('nolibtorch');
   const r = spawnSync(process.execPath, [path.join(packageRoot(), 'native', 'find-libtorch.mjs')], {
     env: { ...process.env, LIBTORCH: path.join(empty, 'missing'), LIBTORCH_USE_PYTORCH: '', LIBTORCH_SYSTEM_DIRS: empty },
     encoding: 'utf8',
