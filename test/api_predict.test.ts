@@ -19,7 +19,7 @@ import { train } from '../src/engine/trainer.js';
 import { embedIndices } from '../src/engine/evaluate.js';
 import { Model } from '../src/api/model.js';
 import { Results, TaskError } from '../src/api/results.js';
-import { SourceError, globToRegExp } from '../src/api/sources.js';
+import { SourceError, globToRegExp } from '../src/data/sources.js';
 import { mergeArgs } from '../src/api/args.js';
 
 torch.setNumThreads(1);

@@ -1,7 +1,7 @@
 /** The product API: `Model` (predict, embed, train, val, linearProbe, finetune), `Results`, sources, the task table. */
 export { Model, type ModelOverrides } from './model.js';
 export { Results, Probs, TaskError, type Speed } from './results.js';
-export { SourceError, expandSources, fetchImage, globImages, loadItem, type Source, type SourceItem, type FetchOptions } from './sources.js';
+export { SourceError, expandSources, fetchImage, globImages, loadItem, type Source, type SourceItem, type FetchOptions } from '../data/sources.js';
 export { TASKS, type TaskEntry } from './tasks.js';
 export { Net, loadNet, type Task, type NetConfig } from './net.js';
 export { Predictor, EmbedderPredictor, ClassifierPredictor, embedderHint } from './predictor.js';

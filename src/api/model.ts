@@ -28,7 +28,7 @@ import {
 import { Net, fileDigest, loadNet, type NetConfig, type Task } from './net.js';
 import { TaskError, type Results } from './results.js';
 import { embedderHint } from './predictor.js';
-import type { Source } from './sources.js';
+import type { Source } from '../data/sources.js';
 import { TASKS } from './tasks.js';
 import { freshRunDir, type TrainOutcome } from './trainer.js';
 import type { ValMetrics } from './validator.js';

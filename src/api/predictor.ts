@@ -13,7 +13,7 @@ import { packNCHW } from '../data/index.js';
 import { normalizeBatch } from '../engine/evaluate.js';
 import type { Net } from './net.js';
 import { Probs, Results } from './results.js';
-import { expandSources, loadItem, type FetchOptions, type LoadedImage, type Source, type SourceItem } from './sources.js';
+import { expandSources, loadItem, type FetchOptions, type LoadedImage, type Source, type SourceItem } from '../data/sources.js';
 import type { PredictArgs } from './args.js';
 
 interface BatchOut {

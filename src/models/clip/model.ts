@@ -36,7 +36,7 @@ import { CLIPTextTransformer } from './text.js';
 import { CLIPImageProcessor } from './preprocess.js';
 import { zeroShot, type ZeroShotOptions } from './zero_shot.js';
 import type { Results } from '../../api/results.js';
-import type { Source } from '../../api/sources.js';
+import type { Source } from '../../data/sources.js';
 import {
   CLIPConfigError, parseCLIPConfig, parseProcessorConfig, toHFConfig, toHFProcessorConfig,
   type CLIPConfig, type CLIPImageProcessorConfig,

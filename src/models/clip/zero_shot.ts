@@ -12,7 +12,7 @@
 import * as torch from '../../torch/index.js';
 import type { Tensor } from '../../torch/index.js';
 import { Probs, Results } from '../../api/results.js';
-import { expandSources, fetchImage, type FetchOptions, type Source, type SourceItem } from '../../api/sources.js';
+import { expandSources, fetchImage, type FetchOptions, type Source, type SourceItem } from '../../data/sources.js';
 import { decodeImage } from '../../data/decode.js';
 import type { RawImage } from '../../data/types.js';
 import type { CLIPModel } from './model.js';

@@ -20,7 +20,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tensor } from '../torch/index.js';
 import * as torch from '../torch/index.js';
-import { ImageFolder, comparePaths, decodeImage, imageExtensions, prepareImage, type RawImage } from '../data/index.js';
+import { ImageFolder, comparePaths, decodeImage, imageExtensions, prepareImage, type RawImage } from './index.js';
 
 /** One image source, or an array of them. */
 export type Source = string | URL | Buffer | Uint8Array | Tensor | readonly Source[];
