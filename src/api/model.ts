@@ -16,6 +16,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import * as torch from '../torch/index.js';
+import { fileSha256 } from '../torch/io.js';
 import type { Embedder } from '../index/embedder.js';
 import { loadLabelledData } from '../engine/classify.js';
 import { linearProbe as runLinearProbe } from '../engine/probe.js';
@@ -25,7 +26,7 @@ import {
   CLASSIFY_DEFAULTS, KNOWN_KEYS, PREDICT_DEFAULTS, VAL_DEFAULTS, mergeArgs,
   type ClassifyArgs, type PredictArgs, type TrainArgs, type TrainExtras, type ValArgs,
 } from './args.js';
-import { Net, fileDigest, loadNet, type NetConfig, type Task } from './net.js';
+import { Net, loadNet, type NetConfig, type Task } from './net.js';
 import { TaskError, type Results } from './results.js';
 import { embedderHint } from './predictor.js';
 import type { Source } from '../data/sources.js';
@@ -123,7 +124,7 @@ export class Model implements Embedder {
   get identity(): string {
     if (this.#identity === null) {
       const net = this.#requireNet('identity');
-      this.#identity = net.weights ? `dyad:${fileDigest(net.weights)}` : `dyad:unsaved:${randomUUID()}`;
+      this.#identity = net.weights ? `dyad:${fileSha256(net.weights)}` : `dyad:unsaved:${randomUUID()}`;
     }
     return this.#identity;
   }

@@ -2,8 +2,6 @@
  * A network loaded from a dyad checkpoint, whatever its task: the module, its config (with the
  * input's channels, size, mean and std) and class names. The task decides the rest (`tasks.ts`).
  */
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import type * as nn from '../nn/index.js';
@@ -156,9 +154,4 @@ export function loadNet(file: string): Net {
   } finally {
     disposeCheckpoint(ck);
   }
-}
-
-/** sha256 of a file (the identity of a model for the search index). */
-export function fileDigest(file: string): string {
-  return createHash('sha256').update(readFileSync(file)).digest('hex');
 }

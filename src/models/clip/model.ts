@@ -21,14 +21,13 @@
  * checkpoints carry are ignored. It also loads the `last/best.safetensors` of `dyad train
  * --method clip`.
  */
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import * as nn from '../../nn/index.js';
 import * as torch from '../../torch/index.js';
 import type { Tensor } from '../../torch/index.js';
 import { loadFile, readHeader, saveFile } from '../../torch/safetensors.js';
-import { writeFileAtomic } from '../../torch/io.js';
+import { fileSha256, sha256, writeFileAtomic } from '../../torch/io.js';
 import { VisionTransformer } from '../vit.js';
 import { createBackbone, type BackboneSpec } from '../index.js';
 import { CLIPTokenizer, CLIP_BPE_FILE, packageAssetDir } from './tokenizer.js';
@@ -98,23 +97,6 @@ function readJson(file: string): unknown {
   } catch (e) {
     throw new CLIPConfigError(`cannot read ${file}: ${(e as Error).message}`);
   }
-}
-
-/** Streaming sha256 of a file (weights can be gigabytes). */
-export function fileSha256(file: string): string {
-  const h = createHash('sha256');
-  const fd = openSync(file, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(1 << 22);
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      h.update(buf.subarray(0, n));
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return h.digest('hex');
 }
 
 export class CLIPModel extends nn.Module {
@@ -373,15 +355,10 @@ export class CLIPModel extends nn.Module {
    */
   get identity(): string {
     if (this.#identity === null) {
-      const h = createHash('sha256');
-      if (this.weightsFiles.length > 0) {
-        for (const f of this.weightsFiles) h.update(fileSha256(f));
-      } else {
-        torch.scope(() => {
-          for (const [k, t] of this.stateDict()) h.update(k).update(t.contiguous().toBytes());
-        });
-      }
-      this.#identity = `clip:${h.digest('hex')}`;
+      const digest = this.weightsFiles.length > 0
+        ? sha256(this.weightsFiles.map(fileSha256))
+        : torch.scope(() => sha256([...this.stateDict()].flatMap(([k, t]) => [k, t.contiguous().toBytes()])));
+      this.#identity = `clip:${digest}`;
     }
     return this.#identity;
   }
