@@ -1,4 +1,4 @@
-/** CLIP: the HF-compatible model, its tokenizer and preprocessing, zero-shot classification, and the search embedder. */
+/** CLIP: the HF-compatible model, its tokenizer and preprocessing, and zero-shot classification as tensors (its product side, `CLIPEmbedder` and zero-shot `Model`s, is in src/api/). */
 export * from './config.js';
 export * from './tokenizer.js';
 export { CLIPTextEmbeddings, CLIPTextTransformer, type TextOutput } from './text.js';
@@ -7,5 +7,4 @@ export {
   CLIPModel, CLIPError,
   type CLIPOutput, type CLIPVisionTower, type CLIPModelOptions, type FromPretrainedOptions,
 } from './model.js';
-export { zeroShot, zeroShotClassifier, loadRawImages, rawImageBatches, IMAGENET_TEMPLATES, DEFAULT_TEMPLATES, type ZeroShotOptions, type LoadedRawImage } from './zero_shot.js';
-export { CLIPEmbedder, type CLIPEmbedderOptions } from './embedder.js';
+export { zeroShotClassifier, zeroShotLogits, checkLabels, IMAGENET_TEMPLATES, DEFAULT_TEMPLATES } from './zero_shot.js';

@@ -10,7 +10,8 @@
  * ```ts
  * const clip = CLIPModel.fromPretrained('models/clip-vit-base-patch32');
  * const text = clip.encodeText(['a photo of a cat', 'a photo of a dog']);   // [2, 512], L2-normalised
- * const [r] = await clip.zeroShot('cat.jpg', ['cat', 'dog']);                 // Results, r.probs.top1
+ * const w = zeroShotClassifier(clip, ['cat', 'dog']);                         // [2, 512] class embeddings
+ * // images → Results: Model.load(dir), model.setClasses(['cat', 'dog']), model.predict('cat.jpg') (src/api/)
  * ```
  *
  * `fromPretrained(dir)` reads `config.json` (any size: a tiny test model to ViT-L/14 and up),
@@ -33,9 +34,6 @@ import { createBackbone, type BackboneSpec } from '../index.js';
 import { CLIPTokenizer, CLIP_BPE_FILE, packageAssetDir } from './tokenizer.js';
 import { CLIPTextTransformer } from './text.js';
 import { CLIPImageProcessor } from './preprocess.js';
-import { zeroShot, type ZeroShotOptions } from './zero_shot.js';
-import type { Results } from '../../api/results.js';
-import type { Source } from '../../data/sources.js';
 import {
   CLIPConfigError, parseCLIPConfig, parseProcessorConfig, toHFConfig, toHFProcessorConfig,
   type CLIPConfig, type CLIPImageProcessorConfig,
@@ -460,14 +458,6 @@ export class CLIPModel extends nn.Module {
   /** Class probabilities [N, C] of preprocessed pixels against class embeddings [C, D]: softmax(exp(t)·cos). */
   zeroShotProbs(pixelValues: Tensor, classEmbeds: Tensor): Tensor {
     return torch.noGrad(() => torch.scope(() => this.encodeImages(pixelValues).matmul(classEmbeds.t()).mul(this.logit_scale.exp()).softmax(-1)));
-  }
-
-  /**
-   * Zero-shot classification of `images` (paths, folders, globs, URLs, buffers, tensors) into
-   * `labels`: one `Results` per image, `r.names[r.probs.top1]` the best label. See `zero_shot.ts`.
-   */
-  zeroShot(images: Source, labels: readonly string[], o: ZeroShotOptions = {}): Promise<Results[]> {
-    return zeroShot(this, images, labels, o);
   }
 
   /**

@@ -12,10 +12,10 @@
  * Image and text vectors are the L2-normalised projections (`projection_dim` long), in the same
  * space: cosine similarity between them is what CLIP was trained on.
  */
-import * as torch from '../../torch/index.js';
-import type { Embedder } from '../../index/embedder.js';
-import { decodeImage } from '../../data/decode.js';
-import { CLIPModel, type FromPretrainedOptions } from './model.js';
+import * as torch from '../torch/index.js';
+import type { Embedder } from '../index/embedder.js';
+import { decodeImage } from '../data/decode.js';
+import { CLIPModel, type FromPretrainedOptions } from '../models/clip/model.js';
 
 export interface CLIPEmbedderOptions {
   /** Images per forward pass (default 32). */
