@@ -289,6 +289,27 @@ test('CLI: dyad train --method clip --data pairs.jsonl, then dyad zero-shot; cle
   const rows = z.stdout.trim().split('\n').map((l) => JSON.parse(l) as { path: string; label: string; score: number; ranked: { label: string }[] });
   assert.equal(rows.length, 16);
   assert.ok(rows.every((r) => ['red', 'green'].includes(r.label) && r.ranked.length === 2 && r.score > 0 && r.score <= 1));
+  // dyad predict takes the labels too (the 'clip' task), and without them prints embeddings
+  const pz = run('predict', '--weights', path.join(out, 'best.safetensors'), '--source', img, '--labels', 'red,green', '--template', 'a {} picture', '--json');
+  assert.equal(pz.status, 0, pz.stderr);
+  const prow = pz.stdout.trim().split('\n').map((l) => JSON.parse(l) as { path: string; name: string });
+  assert.deepEqual(prow.map((r) => [path.basename(r.path), r.name]), rows.map((r) => [path.basename(r.path), r.label]));
+  const pe = run('predict', '--weights', path.join(out, 'best.safetensors'), '--source', img);
+  assert.equal(pe.status, 0, pe.stderr);
+  assert.match(pe.stderr, /a CLIP model without labels.*--labels/);
+  assert.match(pe.stdout, /embedding\[8\]/);
+  const kz = run('knn', '--weights', path.join(out, 'best.safetensors'), '--data', dir);
+  assert.equal(kz.status, 1);
+  assert.match(kz.stderr, /is a clip, not a self-supervised encoder: measure it with dyad val/);
+  // Model.train on a loaded CLIP: the CLIP trainer fine-tunes it on pairs; the classes carry over
+  const ft = (await Model.load(path.join(out, 'best.safetensors'))).setClasses(['red', 'green']);
+  const outcome = await ft.train({ data: path.join(dir, 'pairs.jsonl'), epochs: 1, batch: 8, threads: 1, out: path.join(dir, 'model-ft'), silent: true });
+  assert.equal(ft.task, 'clip');
+  assert.equal(outcome.weights, path.join(dir, 'model-ft', 'best.safetensors'));
+  assert.equal(ft.weights, outcome.weights);
+  assert.deepEqual(ft.names, ['red', 'green']);
+  assert.equal((await ft.predict(path.join(img, 'red0.png')))[0]!.probs.data.length, 2);
+  ft.dispose();
   // dyad index / search --text with the CLIP checkpoint (the CLIP embedder loader of src/cli/clip.ts)
   const db = path.join(dir, 'db');
   const ix = run('index', '--weights', path.join(out, 'best.safetensors'), '--data', img, '--db', db);

@@ -134,7 +134,7 @@ export class CLIPModel extends nn.Module {
     }
     this.visual_projection = new nn.Linear(this.vision_model.featureDim, c.projection_dim, { bias: false });
     this.text_projection = new nn.Linear(c.text_config.hidden_size, c.projection_dim, { bias: false });
-    this.logit_scale = new nn.Parameter(torch.scope(() => torch.tensor(c.logit_scale_init_value).view([])));
+    this.logit_scale = torch.scope(() => new nn.Parameter(torch.tensor(c.logit_scale_init_value).view([]))); // the scope frees the initial value
     const channels = (v.dyad_backbone ? v.dyad_backbone.inChannels : v.num_channels) as 1 | 3;
     const imageSize = v.dyad_backbone ? v.dyad_backbone.imageSize : v.image_size;
     this.processor = new CLIPImageProcessor({ ...parseProcessorConfig({}, imageSize, channels), ...opts.processor });
