@@ -468,16 +468,16 @@ export class CLIPModel extends nn.Module {
     try {
       const p = path.resolve(pathOrDir);
       if (!existsSync(p)) return false;
-      const isClipConfig = (f: string): boolean => {
+      const isCLIPConfig = (f: string): boolean => {
         if (!existsSync(f)) return false;
         const c = JSON.parse(readFileSync(f, 'utf8')) as Record<string, unknown>;
         return c.model_type === 'clip' || (c.text_config !== undefined && c.vision_config !== undefined);
       };
-      if (statSync(p).isDirectory()) return isClipConfig(path.join(p, 'config.json'));
+      if (statSync(p).isDirectory()) return isCLIPConfig(path.join(p, 'config.json'));
       if (!p.endsWith('.safetensors')) return false;
       const meta = readHeader(p).metadata ?? {};
       if (meta.dyad !== undefined) return (JSON.parse(meta.dyad) as { task?: string }).task === 'clip';
-      return isClipConfig(path.join(path.dirname(p), 'config.json'));
+      return isCLIPConfig(path.join(path.dirname(p), 'config.json'));
     } catch {
       return false;
     }

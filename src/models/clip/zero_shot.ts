@@ -6,7 +6,7 @@
  * probabilities.
  *
  * This file returns tensors only. Images in, `Results` out is the product layer's: `Model.load`
- * + `model.setClasses(labels)` + `predict` (`api/zero_shot.ts`, `ZeroShotPredictor`).
+ * + `model.setClasses(labels)` + `predict` (`api/clip.ts`, `ZeroShotPredictor`).
  */
 import * as torch from '../../torch/index.js';
 import type { Tensor } from '../../torch/index.js';
