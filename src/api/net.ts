@@ -4,19 +4,19 @@
  * Task 'clip' holds a `CLIPModel` (an HF CLIP folder or a dyad CLIP checkpoint): its features are
  * the image tower's projections, and `setClasses` gives it a zero-shot classifier.
  */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
+import { writeFileAtomic } from '../torch/io.js';
+import { readHeader } from '../torch/safetensors.js';
 import type * as nn from '../nn/index.js';
 import type { Method } from '../methods/index.js';
 import { Classifier, type ClassifierBackbone } from '../models/classifier.js';
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import path from 'node:path';
 import { CLIPModel } from '../models/clip/model.js';
 import { CLIP_BPE_FILE } from '../models/clip/tokenizer.js';
-import { writeFileAtomic } from '../torch/io.js';
 import { toHFProcessorConfig } from '../models/clip/config.js';
 import { DEFAULT_TEMPLATES, checkLabels, zeroShotClassifier } from '../models/clip/zero_shot.js';
-import { readHeader } from '../torch/safetensors.js';
 import { loadMethod } from '../engine/trainer.js';
 import { CheckpointError, disposeCheckpoint, loadCheckpoint, saveCheckpoint, type CheckpointMeta } from '../engine/checkpoint.js';
 import { buildBackbone, saveClassifier, type ClassifierProvenance, type ModelInputConfig } from '../engine/classify.js';
@@ -261,14 +261,12 @@ function loadCLIPNet(file: string): Net {
   let names = meta.names ?? [];
   let templates = (meta.extra?.zeroShot as { templates?: string[] } | undefined)?.templates ?? DEFAULT_TEMPLATES;
   const zs = path.join(statSync(file).isDirectory() ? file : path.dirname(file), ZERO_SHOT_FILE);
-  if (!file.endsWith('.safetensors') || meta.task === undefined) {
-    if (existsSync(zs)) {
-      try {
-        ({ labels: names, templates } = JSON.parse(readFileSync(zs, 'utf8')) as { labels: string[]; templates: string[] });
-      } catch (e) {
-        clip.dispose();
-        throw new CheckpointError(`${zs} is not valid JSON ({ labels, templates }): ${(e as Error).message}`);
-      }
+  if (meta.task === undefined && existsSync(zs)) { // an HF folder saved by `save` with classes
+    try {
+      ({ labels: names, templates } = JSON.parse(readFileSync(zs, 'utf8')) as { labels: string[]; templates: string[] });
+    } catch (e) {
+      net.dispose();
+      throw new CheckpointError(`${zs} is not valid JSON ({ labels, templates }): ${(e as Error).message}`);
     }
   }
   try {
