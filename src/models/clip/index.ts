@@ -7,4 +7,4 @@ export {
   CLIPModel, CLIPError,
   type CLIPOutput, type CLIPVisionTower, type CLIPModelOptions, type FromPretrainedOptions,
 } from './model.js';
-export { zeroShotClassifier, zeroShotLogits, checkLabels, IMAGENET_TEMPLATES, DEFAULT_TEMPLATES } from './zero_shot.js';
+export { zeroShotClassifier, zeroShotLogits, IMAGENET_TEMPLATES, DEFAULT_TEMPLATES } from './zero_shot.js';
