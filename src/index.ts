@@ -27,6 +27,6 @@ export * from './models/clip/index.js';
 export { CLIPLoss, type CLIPLossOptions } from './losses/clip.js';
 export { CLIP, type CLIPBatch, type CLIPMethodOptions } from './methods/clip.js';
 export { trainClip, resolveClipConfig, defaultClipConfig, retrievalRecall, type ClipTrainConfig, type ClipTrainResult, type ClipEpochMetrics, type ClipPairs } from './engine/clip_trainer.js';
-export { Model, Results, Probs, TaskError, SourceError, type Source, type ModelOverrides, type PredictArgs, type ValArgs, type ClassifyArgs, type TrainArgs, type ValMetrics } from './api/index.js';
+export { Model, Results, Probs, TaskError, SourceError, CLIPEmbedder, zeroShot, type Source, type ModelOverrides, type PredictArgs, type ValArgs, type ClassifyArgs, type TrainArgs, type ValMetrics, type CLIPEmbedderOptions, type ZeroShotOptions } from './api/index.js';
 export { Classifier } from './models/classifier.js';
 export { Index, IndexError, ThumbnailEmbedder, writeDuplicatesReport, type Embedder, type SearchHit, type DuplicateGroup } from './search/index.js';

@@ -18,7 +18,7 @@ import { train } from '../src/engine/trainer.js';
 import { embedIndices } from '../src/engine/evaluate.js';
 import { Model } from '../src/api/model.js';
 import { Results, TaskError } from '../src/api/results.js';
-import { SourceError, globToRegExp } from '../src/api/sources.js';
+import { SourceError, globToRegExp } from '../src/data/sources.js';
 import { mergeArgs } from '../src/api/args.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -246,6 +246,9 @@ test('errors: missing file, unreadable image, failing URLs, mismatched weights, 
   assert.ok(r!.embedding, 'an embedder always gives embeddings');
   assert.throws(() => r!.probs, (e: Error) => e instanceof TaskError && /is an embedder/.test(e.message) && /dyad probe --weights/.test(e.message) && /linearProbe/.test(e.message));
   assert.throws(() => embedder.requireClassifier(), TaskError);
+  // classes by name are a CLIP's (zero-shot); a dyad model's come from training
+  assert.throws(() => embedder.setClasses(['cat', 'dog']), (e: Error) => e instanceof TaskError && /names the classes of a CLIP model/.test(e.message) && /linearProbe/.test(e.message));
+  assert.throws(() => classifier.setClasses(['cat']), TaskError);
 
   await assert.rejects(classifier.predict(F.jpeg, { bacth: 4 } as unknown as { batch: number }), /unknown predict option 'bacth'\. Known options: batch/);
   assert.throws(() => new Model({ epocs: 3 } as never), /unknown Model option 'epocs'/);

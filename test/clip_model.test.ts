@@ -15,10 +15,13 @@ import type { Tensor } from '../src/torch/index.js';
 import { saveFile, loadFile } from '../src/torch/safetensors.js';
 import * as nn from '../src/nn/index.js';
 import {
-  CLIPModel, CLIPEmbedder, CLIPImageProcessor, CLIPTokenizer, bytesToUnicode, resizeOutputSize, IMAGENET_TEMPLATES,
+  CLIPModel, CLIPImageProcessor, CLIPTokenizer, bytesToUnicode, resizeOutputSize, IMAGENET_TEMPLATES,
 } from '../src/models/clip/index.js';
 import { decodeImage } from '../src/data/decode.js';
-import { Probs, Results } from '../src/api/results.js';
+import { Probs, Results, TaskError } from '../src/api/results.js';
+import { CLIPEmbedder } from '../src/api/clip_embedder.js';
+import { zeroShot } from '../src/api/clip.js';
+import { Model } from '../src/api/model.js';
 import { Index } from '../src/search/index.js';
 
 const F = torch.functional;
@@ -421,7 +424,7 @@ test('zero-shot: Results/Probs shape as predict, prompt ensembling = mean of nor
   });
   const a = path.join(tmp, 'a.png');
   await sharp({ create: { width: 40, height: 56, channels: 3, background: '#c03020' } }).png().toFile(a);
-  const results = await model.zeroShot([a, torch.scope(() => torch.rand([2, 3, 32, 32]).keep())], labels, { templates });
+  const results = await zeroShot(model, [a, torch.scope(() => torch.rand([2, 3, 32, 32]).keep())], labels, { templates });
   assert.equal(results.length, 3);
   const r = results[0]!;
   assert.ok(r instanceof Results);
@@ -443,7 +446,7 @@ test('zero-shot: Results/Probs shape as predict, prompt ensembling = mean of nor
     assert.ok(maxAbsDiff(p.toFloat32Array(), r.probs.data) < 1e-5);
   });
   assert.equal(IMAGENET_TEMPLATES.length, 80);
-  await assert.rejects(model.zeroShot(a, []), /non-empty list of labels/);
+  await assert.rejects(zeroShot(model, a, []), /non-empty list of labels/);
   assert.throws(() => model.classEmbeddings(['x'], ['no placeholder']), /has no \{\}/);
 });
 
@@ -494,13 +497,73 @@ test('CLIPEmbedder: index.searchText ranks images by text similarity', async () 
   }
 });
 
-test('Model.load on a CLIP folder says to use CLIPModel / CLIPEmbedder instead of failing obscurely', async () => {
-  const { Model } = await import('../src/api/model.js');
-  await assert.rejects(() => Model.load(hfDir), (e: Error) => {
-    assert.equal(e.name, 'CheckpointError');
-    assert.match(e.message, /is a CLIP model/);
-    assert.match(e.message, /CLIPModel\.fromPretrained/);
-    assert.match(e.message, /dyad zero-shot --model/);
-    return true;
-  });
+test('Model.load on a CLIP folder: task clip, embed = CLIP image embeddings, setClasses → predict = zeroShot, val, save keeps the classes', async () => {
+  const dir = path.join(tmp, 'task');
+  mkdirSync(dir);
+  // solid colours: the predictor's resizing (CLIP's processor) and the validator's (loadEvalData) give the same pixels
+  const colours: Record<string, string> = { red: '#e02020', green: '#20d040', blue: '#2040e0' };
+  const files: string[] = [];
+  for (const [name, hex] of Object.entries(colours)) {
+    mkdirSync(path.join(dir, 'val', name), { recursive: true });
+    for (let k = 0; k < 2; k++) {
+      const f = path.join(dir, 'val', name, `${k}.png`);
+      await sharp({ create: { width: 40 + 8 * k, height: 36, channels: 3, background: hex } }).png().toFile(f);
+      files.push(f);
+    }
+  }
+  const m = await Model.load(hfDir);
+  try {
+    assert.equal(m.task, 'clip');
+    assert.equal(m.dim, PROJ);
+    assert.equal(m.identity, model.identity);
+    // embed: the L2-normalised image embeddings of the processor's pixels
+    const vecs = await m.embed(files.slice(0, 2));
+    const imgs = await Promise.all(files.slice(0, 2).map((f) => decodeImage(f)));
+    torch.scope(() => assert.ok(maxAbsDiff(model.encodeImages(model.processor.preprocess(imgs)).toFloat32Array(), [...vecs[0]!, ...vecs[1]!]) < 1e-5));
+    // without classes: embeddings, and probs says how to get them
+    const [plain] = await m.predict(files[0]!);
+    assert.equal(plain!.embedding!.length, PROJ);
+    assert.throws(() => plain!.probs, (e: Error) => e instanceof TaskError && /setClasses/.test(e.message));
+    assert.throws(() => m.requireClassifier(), /setClasses/);
+    // with classes: the same answers as the zeroShot shortcut on the same CLIPModel
+    const labels = ['red', 'green', 'blue'];
+    const templates = ['a photo of a {}.', 'a {} thing'];
+    assert.equal(m.setClasses(labels, { templates }), m);
+    assert.deepEqual(m.names, labels);
+    const rs = await m.predict(files);
+    const ref = await zeroShot(model, files, labels, { templates });
+    assert.equal(rs.length, 6);
+    for (let i = 0; i < rs.length; i++) {
+      assert.deepEqual(rs[i]!.names, labels);
+      assert.equal(rs[i]!.probs.top1, ref[i]!.probs.top1);
+      assert.ok(maxAbsDiff(rs[i]!.probs.data, ref[i]!.probs.data) < 1e-5);
+      assert.equal(rs[i]!.embedding, null); // only when asked
+    }
+    // val: zero-shot top-1 over the class folders, as predict's answers
+    const v = await m.val({ data: dir });
+    assert.equal(v.method, 'zero-shot');
+    assert.equal(v.split, 'val');
+    assert.equal(v.n, 6);
+    const expected = rs.filter((r, i) => r.names[r.probs.top1] === path.basename(path.dirname(files[i]!))).length / 6;
+    assert.ok(Math.abs(v.top1 - expected) < 1e-9, `val top1 ${v.top1}, predict ${expected}`);
+    // a model without classes is validated with the data's class names as labels
+    const fresh = await Model.load(hfDir);
+    const v2 = await fresh.val({ data: dir });
+    assert.deepEqual(v2.names, ['blue', 'green', 'red']);
+    fresh.dispose();
+    // save → load: an HF folder (this model has its own tokenizer) that keeps the classes and templates
+    assert.throws(() => m.save(path.join(tmp, 'zs.safetensors')), /its own tokenizer .*Save it to a folder/);
+    const file = path.join(tmp, 'zs');
+    m.save(file);
+    assert.equal(m.weights, file);
+    const back = await Model.load(file);
+    assert.equal(back.task, 'clip');
+    assert.deepEqual(back.names, labels);
+    const rs2 = await back.predict(files);
+    for (let i = 0; i < rs.length; i++) assert.ok(maxAbsDiff(rs2[i]!.probs.data, rs[i]!.probs.data) < 1e-5);
+    back.dispose();
+    assert.throws(() => m.setClasses([]), /non-empty list of labels/);
+  } finally {
+    m.dispose();
+  }
 });

@@ -16,6 +16,8 @@ import { buildMethod, modelConfig } from '../src/engine/trainer.js';
 import { resolveConfig } from '../src/engine/config.js';
 import { disposeCheckpoint, loadCheckpoint, saveCheckpoint } from '../src/engine/checkpoint.js';
 import { Results } from '../src/api/results.js';
+import { zeroShot } from '../src/api/clip.js';
+import { Model } from '../src/api/model.js';
 
 const F = torch.functional;
 const CLI = path.resolve('bin/dyad.js');
@@ -129,12 +131,12 @@ test('a tiny CLIP trained from scratch on coloured shapes zero-shots held-out co
     assert.ok(r.metrics.at(-1)!.loss < r.metrics[0]!.loss - 0.3, `loss ${r.metrics.map((m) => m.loss.toFixed(3)).join(' → ')}`);
     for (const m of r.metrics) assert.ok(m.logit_scale <= 100 + 1e-3);
     // Zero-shot through the public API: the held-out images as a uint8 tensor source, all 18 combinations as labels.
-    const results = await r.model.zeroShot(heldOut.images, LABELS, { templates: ['a {}'] });
+    const results = await zeroShot(r.model, heldOut.images, LABELS, { templates: ['a {}'] });
     assert.equal(results.length, 120);
     assert.ok(results[0] instanceof Results);
     const acc = results.filter((x, i) => x.names[x.probs.top1] === heldOut.labels[i]).length / results.length;
     const colour = results.filter((x, i) => x.names[x.probs.top1]!.split(' ')[0] === heldOut.labels[i]!.split(' ')[0]).length / results.length;
-    const seenRes = await r.model.zeroShot(seen.images, LABELS, { templates: ['a {}'] });
+    const seenRes = await zeroShot(r.model, seen.images, LABELS, { templates: ['a {}'] });
     const seenAcc = seenRes.filter((x, i) => x.names[x.probs.top1] === seen.labels[i]).length / seenRes.length;
     t.diagnostic(`held-out combinations: accuracy ${acc.toFixed(3)} (chance ${(1 / 18).toFixed(3)}), colour ${colour.toFixed(3)}; seen combinations ${seenAcc.toFixed(3)}`);
     // chance is 1/18 ≈ 0.056 on the held-out combinations
@@ -149,6 +151,19 @@ test('a tiny CLIP trained from scratch on coloured shapes zero-shots held-out co
       for (const [k, t] of back.stateDict()) assert.ok(t.equal(a.get(k)!), k);
     });
     back.dispose();
+    // the checkpoint through Model.load (task 'clip'): setClasses + predict gives zeroShot's answers
+    const m = (await Model.load(r.lastPath)).setClasses(LABELS, { templates: ['a {}'] });
+    assert.equal(m.task, 'clip');
+    const viaModel = await m.predict(heldOut.images);
+    assert.deepEqual(viaModel.map((x) => x.probs.top1), results.map((x) => x.probs.top1));
+    // saved as a dyad checkpoint with its classes, loaded back
+    const saved = path.join(tmp, 'zero-shot.safetensors');
+    m.save(saved);
+    const back2 = await Model.load(saved);
+    assert.deepEqual(back2.names, LABELS);
+    assert.deepEqual((await back2.predict(heldOut.images.narrow(0, 0, 8))).map((x) => x.probs.top1), results.slice(0, 8).map((x) => x.probs.top1));
+    back2.dispose();
+    m.dispose();
     r.model.dispose();
   } finally {
     for (const d of [train, heldOut, seen]) d.images.dispose();
@@ -203,7 +218,7 @@ test('LiT: a locked dyad SSL encoder as the image tower; only text, projections 
       fresh.dispose();
     });
     assert.ok(Number.isFinite(r.metrics[1]!.loss));
-    const z = await r.model.zeroShot(data.images.narrow(0, 0, 2), ['red square', 'blue circle']);
+    const z = await zeroShot(r.model, data.images.narrow(0, 0, 2), ['red square', 'blue circle']);
     assert.equal(z.length, 2);
     assert.equal(z[0]!.probs.data.length, 2);
     r.model.dispose();
@@ -274,6 +289,27 @@ test('CLI: dyad train --method clip --data pairs.jsonl, then dyad zero-shot; cle
   const rows = z.stdout.trim().split('\n').map((l) => JSON.parse(l) as { path: string; label: string; score: number; ranked: { label: string }[] });
   assert.equal(rows.length, 16);
   assert.ok(rows.every((r) => ['red', 'green'].includes(r.label) && r.ranked.length === 2 && r.score > 0 && r.score <= 1));
+  // dyad predict takes the labels too (the 'clip' task), and without them prints embeddings
+  const pz = run('predict', '--weights', path.join(out, 'best.safetensors'), '--source', img, '--labels', 'red,green', '--template', 'a {} picture', '--json');
+  assert.equal(pz.status, 0, pz.stderr);
+  const prow = pz.stdout.trim().split('\n').map((l) => JSON.parse(l) as { path: string; name: string });
+  assert.deepEqual(prow.map((r) => [path.basename(r.path), r.name]), rows.map((r) => [path.basename(r.path), r.label]));
+  const pe = run('predict', '--weights', path.join(out, 'best.safetensors'), '--source', img);
+  assert.equal(pe.status, 0, pe.stderr);
+  assert.match(pe.stderr, /a CLIP model without labels.*--labels/);
+  assert.match(pe.stdout, /embedding\[8\]/);
+  const kz = run('knn', '--weights', path.join(out, 'best.safetensors'), '--data', dir);
+  assert.equal(kz.status, 1);
+  assert.match(kz.stderr, /is a clip, not a self-supervised encoder: measure it with dyad val/);
+  // Model.train on a loaded CLIP: the CLIP trainer fine-tunes it on pairs; the classes carry over
+  const ft = (await Model.load(path.join(out, 'best.safetensors'))).setClasses(['red', 'green']);
+  const outcome = await ft.train({ data: path.join(dir, 'pairs.jsonl'), epochs: 1, batch: 8, threads: 1, out: path.join(dir, 'model-ft'), silent: true });
+  assert.equal(ft.task, 'clip');
+  assert.equal(outcome.weights, path.join(dir, 'model-ft', 'best.safetensors'));
+  assert.equal(ft.weights, outcome.weights);
+  assert.deepEqual(ft.names, ['red', 'green']);
+  assert.equal((await ft.predict(path.join(img, 'red0.png')))[0]!.probs.data.length, 2);
+  ft.dispose();
   // dyad index / search --text with the CLIP checkpoint (the CLIP embedder loader of src/cli/clip.ts)
   const db = path.join(dir, 'db');
   const ix = run('index', '--weights', path.join(out, 'best.safetensors'), '--data', img, '--db', db);

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { ImageFolder, comparePaths, extensionSet, imageExtensions, isImageFile, supportedFormats, walkImages } from '../src/data/index.js';
-import { globImages } from '../src/api/sources.js';
+import { globImages } from '../src/data/sources.js';
 import { scanImages } from '../src/search/index.js';
 import { tempDir } from './helpers/tmp.js';
 

@@ -1,9 +1,11 @@
-/** The product API: `Model` (predict, embed, train, val, linearProbe, finetune), `Results`, sources, the task table. */
+/** The product API: `Model` (predict, embed, train, val, linearProbe, finetune, setClasses), `Results`, sources, the task table, CLIP's task and search embedder. */
 export { Model, type ModelOverrides } from './model.js';
 export { Results, Probs, TaskError, type Speed } from './results.js';
-export { SourceError, expandSources, fetchImage, globImages, loadItem, type Source, type SourceItem, type FetchOptions } from './sources.js';
+export { SourceError, expandSources, fetchImage, globImages, loadItem, type Source, type SourceItem, type FetchOptions } from '../data/sources.js';
 export { TASKS, type TaskEntry } from './tasks.js';
-export { Net, loadNet, type Task, type NetConfig } from './net.js';
+export { Net, loadNet, clipNet, type Task, type NetConfig } from './net.js';
+export { ZeroShotPredictor, ZeroShotValidator, CLIPTrainer, zeroShot, clipHint, type ZeroShotOptions } from './clip.js';
+export { CLIPEmbedder, type CLIPEmbedderOptions } from './clip_embedder.js';
 export { Predictor, EmbedderPredictor, ClassifierPredictor, embedderHint } from './predictor.js';
 export { Validator, EmbedderValidator, ClassifierValidator, type ValMetrics } from './validator.js';
 export { Trainer, EmbedderTrainer, ClassifierTrainer, freshRunDir, type TrainOutcome } from './trainer.js';

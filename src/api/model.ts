@@ -8,6 +8,8 @@
  * const vectors = await model.embed(['a.jpg', 'b.png']);                // L2-normalised rows
  * const clf = await model.linearProbe({ data: 'fashion-mnist', labelFraction: 0.1 });
  * const metrics = await clf.val();                                       // top1, top5, per class, confusion
+ * const clip = await Model.load('models/clip-vit-base-patch32');         // a CLIP: HF folder or dyad checkpoint
+ * clip.setClasses(['cat', 'dog']);                                       // now a zero-shot classifier
  * ```
  *
  * Each method delegates to the class its task names in the task table (`TASKS`): a trainer, a
@@ -16,6 +18,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import * as torch from '../torch/index.js';
+import { fileSha256 } from '../torch/io.js';
 import type { Embedder } from '../search/embedder.js';
 import { loadLabelledData } from '../engine/classify.js';
 import { linearProbe as runLinearProbe } from '../engine/probe.js';
@@ -25,10 +28,11 @@ import {
   CLASSIFY_DEFAULTS, KNOWN_KEYS, PREDICT_DEFAULTS, VAL_DEFAULTS, mergeArgs, splitTrainArgs,
   type ClassifyArgs, type PredictArgs, type TrainArgs, type ValArgs,
 } from './args.js';
-import { Net, fileDigest, loadNet, type NetConfig, type Task } from './net.js';
+import { Net, loadNet, type NetConfig, type Task } from './net.js';
 import { TaskError, type Results } from './results.js';
 import { embedderHint } from './predictor.js';
-import type { Source } from './sources.js';
+import { clipHint } from './clip.js';
+import type { Source } from '../data/sources.js';
 import { TASKS } from './tasks.js';
 import { freshRunDir, type TrainOutcome } from './trainer.js';
 import type { ValMetrics } from './validator.js';
@@ -63,8 +67,9 @@ export class Model implements Embedder {
   }
 
   /**
-   * Loads a dyad checkpoint: a self-supervised run's `best.safetensors` (an embedder) or a
-   * classifier from `linearProbe` / `finetune` / supervised training.
+   * Loads a dyad checkpoint: a self-supervised run's `best.safetensors` (an embedder), a
+   * classifier from `linearProbe` / `finetune` / supervised training, or a CLIP (a Hugging Face
+   * CLIP folder, or a `dyad train --method clip` checkpoint: task 'clip', see `setClasses`).
    * @throws CheckpointError for a missing or damaged file, or weights that do not fit its config.
    */
   static async load(weights: string, overrides: ModelOverrides = {}): Promise<Model> {
@@ -93,12 +98,12 @@ export class Model implements Embedder {
     return this.#net;
   }
 
-  /** 'embedder' (self-supervised: embeddings) or 'classifier' (class probabilities and embeddings). */
+  /** 'embedder' (self-supervised: embeddings), 'classifier' (class probabilities and embeddings) or 'clip' (embeddings; probabilities after `setClasses`). */
   get task(): Task {
     return this.#task;
   }
 
-  /** Class names (a classifier's classes; an embedder's training-data classes, if any). */
+  /** Class names (a classifier's classes; an embedder's training-data classes, if any; a CLIP's `setClasses` labels). */
   get names(): string[] {
     return this.#net?.names ?? [];
   }
@@ -118,11 +123,11 @@ export class Model implements Embedder {
     return this.#requireNet('dim').featureDim;
   }
 
-  /** Names the exact weights (sha256 of the checkpoint file): what the search index records. */
+  /** Names the exact weights (sha256 of the checkpoint file; a CLIP's as `CLIPModel.identity`): what the search index records. */
   get identity(): string {
     if (this.#identity === null) {
       const net = this.#requireNet('identity');
-      this.#identity = net.weights ? `dyad:${fileDigest(net.weights)}` : `dyad:unsaved:${randomUUID()}`;
+      this.#identity = net.clip ? net.clip.identity : net.weights ? `dyad:${fileSha256(net.weights)}` : `dyad:unsaved:${randomUUID()}`;
     }
     return this.#identity;
   }
@@ -130,6 +135,24 @@ export class Model implements Embedder {
   /** The underlying network (module, config, names). */
   get net(): Net | null {
     return this.#net;
+  }
+
+  /**
+   * Makes a CLIP model a zero-shot classifier over `labels` (Radford et al. 2021, §3.1): each
+   * label's prompts (`templates`, '{}' for the label; default ['a photo of a {}.'],
+   * `IMAGENET_TEMPLATES` for the paper's 80) are embedded, averaged and normalised; `predict`
+   * then gives `Results` with `names` = labels and `probs` = softmax(exp(t) · cos(image, class)),
+   * `val` the zero-shot accuracy, and `save` keeps the classes. Returns this model.
+   * @throws TaskError for a model that is not a CLIP (its classes come from training).
+   */
+  setClasses(labels: readonly string[], o: { templates?: readonly string[] } = {}): this {
+    const net = this.#requireNet('setClasses');
+    if (!net.clip) {
+      throw new TaskError(`setClasses names the classes of a CLIP model (zero-shot); ${net.weights ?? 'this model'} is a dyad ${net.task}, whose classes come from training: ` +
+        'make a classifier with model.linearProbe({ data }) or model.finetune({ data }) on images in one subfolder per class');
+    }
+    net.setClasses(labels, o.templates);
+    return this;
   }
 
   #predictArgs(args: Partial<PredictArgs>): PredictArgs {
@@ -284,8 +307,9 @@ export class Model implements Embedder {
     this.dispose();
   }
 
-  /** Throws the embedder's "no probabilities" error unless this is a classifier (for callers that need probs up front). */
+  /** Throws the "no probabilities" error unless this model gives them (a classifier, a CLIP with classes), for callers that need probs up front. */
   requireClassifier(): void {
-    if (this.#task !== 'classifier') throw new TaskError(embedderHint(this.#net?.weights ?? null));
+    if (this.#task === 'clip' && this.#net!.classEmbeds === null) throw new TaskError(clipHint(this.#net!.weights));
+    if (this.#task !== 'classifier' && this.#task !== 'clip') throw new TaskError(embedderHint(this.#net?.weights ?? null));
   }
 }

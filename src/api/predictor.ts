@@ -13,7 +13,7 @@ import { packNCHW } from '../data/index.js';
 import { normalize } from '../transforms/index.js';
 import type { Net } from './net.js';
 import { Probs, Results } from './results.js';
-import { expandSources, loadItem, type FetchOptions, type LoadedImage, type Source, type SourceItem } from './sources.js';
+import { expandSources, loadItem, type FetchOptions, type InputSpec, type LoadedImage, type Source, type SourceItem } from '../data/sources.js';
 import type { PredictArgs } from './args.js';
 
 interface BatchOut {
@@ -35,6 +35,11 @@ export abstract class Predictor {
   /** Message of the error an absent `probs` throws. */
   protected abstract noProbs(): string | undefined;
 
+  /** What `loadItem` brings each image to: the checkpoint's channels and size. */
+  protected inputSpec(): InputSpec {
+    return { channels: this.net.config.channels, imageSize: this.net.config.imageSize };
+  }
+
   /** Preprocessing of a list of images into one normalised float batch (what training feeds the network). */
   batchTensor(images: LoadedImage[]): Tensor {
     const { channels, imageSize, mean, std } = this.net.config;
@@ -44,7 +49,7 @@ export abstract class Predictor {
 
   private async load(items: SourceItem[]): Promise<LoadedImage[]> {
     const fetchOpts: FetchOptions = { timeoutMs: this.args.timeoutMs, maxBytes: this.args.maxBytes };
-    const spec = { channels: this.net.config.channels, imageSize: this.net.config.imageSize };
+    const spec = this.inputSpec();
     return Promise.all(items.map((it) => loadItem(it, spec, fetchOpts)));
   }
 

@@ -4,7 +4,8 @@
  *   Fashion-MNIST, `val/` or `test/` of a folder, or a whole labelled folder).
  * - Embedder: the weighted kNN classifier on its features (k = 200, τ = 0.1), training split as
  *   the bank and evaluation split as queries, as the trainer's monitor does.
- * Both give top-1, top-5, per-class accuracy and the confusion matrix.
+ * - CLIP: zero-shot classification with the class names as labels (`clip.ts`).
+ * All give top-1, top-5, per-class accuracy and the confusion matrix.
  */
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
@@ -20,8 +21,10 @@ export interface ValMetrics extends ClassifyMetrics {
   /** The data evaluated and which split of it. */
   data: string;
   split: string;
-  /** 'classifier' (the head's predictions) or 'knn' (an embedder's kNN classifier). */
-  method: 'classifier' | 'knn';
+  /** 'classifier' (the head's predictions), 'knn' (an embedder's kNN classifier) or 'zero-shot' (a CLIP's class prompts). */
+  method: 'classifier' | 'knn' | 'zero-shot';
+  /** kNN: training images in the bank. */
+  bank?: number;
 }
 
 export abstract class Validator {
@@ -59,7 +62,7 @@ export class EmbedderValidator extends Validator {
         const bankLabels = torch.tensor(BigInt64Array.from(knn.bankIndices, (i) => BigInt(knn.bank.labels[i]!)));
         const scores = knnScores(queries, bank, bankLabels, { k: this.args.knnK, temperature: this.args.knnTemperature, numClasses: d.names.length });
         const m = classifyMetrics(scores, Int32Array.from(knn.queryIndices, (i) => knn.queries.labels[i]!), d.names);
-        return { ...m, data: this.args.data, split: knn.split, method: 'knn' as const };
+        return { ...m, data: this.args.data, split: knn.split, method: 'knn' as const, bank: knn.bankIndices.length };
       });
     } finally {
       disposeTrainData(d);

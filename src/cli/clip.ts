@@ -9,14 +9,22 @@ import * as torch from '../torch/index.js';
 import { CLIPModel } from '../models/clip/model.js';
 import { IMAGENET_TEMPLATES, DEFAULT_TEMPLATES } from '../models/clip/zero_shot.js';
 import { trainClip, type ClipTrainConfig } from '../engine/clip_trainer.js';
-import { CLIPEmbedder } from '../models/clip/embedder.js';
+import { CLIPEmbedder } from '../api/clip_embedder.js';
+import { Model } from '../api/model.js';
 import { intArg } from './args.js';
 import { registerEmbedderLoader } from './embedders.js';
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
+/** The prompt templates of --ensemble / --template (each with {} for the label). */
+export function parseTemplates(o: { ensemble?: boolean; template?: string[] }): readonly string[] {
+  const templates: readonly string[] = o.ensemble ? IMAGENET_TEMPLATES : (o.template ?? DEFAULT_TEMPLATES);
+  for (const t of templates) if (!t.includes('{}')) throw new Error(`--template '${t}' has no {} where the label goes, e.g. "a photo of a {}."`);
+  return templates;
+}
+
 /** Parses --labels: comma-separated. */
-function parseLabels(v: string): string[] {
+export function parseLabels(v: string): string[] {
   const labels = v.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
   if (labels.length === 0) throw new Error(`--labels '${v}' holds no labels: pass them comma-separated, e.g. --labels "cat,dog,bird"`);
   return labels;
@@ -37,13 +45,13 @@ export function registerClipCommands(p: Command): void {
     .action(async (o) => {
       if (o.threads) torch.setNumThreads(o.threads);
       const labels = parseLabels(o.labels);
-      const templates: readonly string[] = o.ensemble ? IMAGENET_TEMPLATES : (o.template ?? DEFAULT_TEMPLATES);
-      for (const t of templates) if (!t.includes('{}')) throw new Error(`--template '${t}' has no {} where the label goes, e.g. "a photo of a {}."`);
-      const model = CLIPModel.fromPretrained(o.model);
+      const templates = parseTemplates(o);
+      // not a CLIP: fromPretrained's error says what to pass
+      if (!CLIPModel.isCLIPPath(o.model)) CLIPModel.fromPretrained(o.model).dispose();
+      const model = (await Model.load(o.model)).setClasses(labels, { templates });
       try {
         const sources: string[] = o.source;
-        const results = await model.zeroShot(sources.length === 1 ? sources[0]! : sources, labels, { templates, batchSize: o.batch });
-        for (const r of results) {
+        for await (const r of model.predict(sources.length === 1 ? sources[0]! : sources, { stream: true, batch: o.batch })) {
           const ranked = r.probs.top5.concat([...r.probs.data.keys()].filter((i) => !r.probs.top5.includes(i)).sort((a, b) => r.probs.data[b]! - r.probs.data[a]!))
             .slice(0, o.top).map((i) => ({ label: labels[i]!, score: Number(r.probs.data[i]!.toFixed(4)) }));
           if (o.json) console.log(JSON.stringify({ path: r.path, label: ranked[0]!.label, score: ranked[0]!.score, ranked }));

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { Model } from '../api/model.js';
 import type { ValMetrics } from '../api/validator.js';
 import { intArg, floatArg, stagesArg } from './args.js';
+import { parseLabels, parseTemplates } from './clip.js';
 
 const fractionArg = (v: string): number => {
   const x = floatArg('--label-fraction')(v);
@@ -65,8 +66,11 @@ async function runClassify(kind: 'probe' | 'finetune', o: Record<string, any>): 
 export function registerPredictCommands(p: Command): void {
   p.command('predict')
     .description('run a model on images: class probabilities (classifier) and/or embeddings')
-    .requiredOption('--weights <file>', 'a dyad checkpoint (classifier, or a self-supervised embedder)')
+    .requiredOption('--weights <file>', 'a dyad checkpoint (classifier, or a self-supervised embedder), or a CLIP (HF folder or dyad train --method clip checkpoint)')
     .requiredOption('--source <src...>', 'image file(s), folder, glob (quote it), or http(s) URL')
+    .option('--labels <list>', 'CLIP: classify zero-shot into these comma-separated labels, e.g. "cat,dog"')
+    .option('--template <t>', 'CLIP: prompt template with {} for the label (repeat to ensemble; default "a photo of a {}.")', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--ensemble', "CLIP: the CLIP paper's 80 ImageNet prompt templates")
     .option('--embed', 'also output the L2-normalised embedding')
     .option('--json', 'one JSON object per image instead of a summary line')
     .option('--batch <n>', 'images per batch', intArg('--batch', 1), 32)
@@ -74,7 +78,10 @@ export function registerPredictCommands(p: Command): void {
     .option('--timeout-ms <n>', 'time limit per URL download', intArg('--timeout-ms', 1), 10000)
     .action(async (o) => {
       const model = await Model.load(o.weights);
-      if (model.task === 'embedder' && !o.embed) {
+      if (o.labels !== undefined) model.setClasses(parseLabels(o.labels), { templates: parseTemplates(o) });
+      if (model.task === 'clip' && model.names.length === 0 && !o.embed) {
+        console.error(`note: ${o.weights} is a CLIP model without labels, so this prints embeddings. For class names, pass them: --labels "cat,dog"`);
+      } else if (model.task === 'embedder' && !o.embed) {
         console.error(`note: ${o.weights} is an embedder, so this prints embeddings. For class names, make a classifier: ` +
           `dyad probe --weights ${o.weights} --data <labelled folder|fashion-mnist> --out classifier.safetensors`);
       }

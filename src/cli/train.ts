@@ -6,14 +6,13 @@ import * as torch from '../torch/index.js';
 import { saveFile } from '../torch/safetensors.js';
 import { saveNpy } from '../torch/npy.js';
 import { writeFileAtomic } from '../torch/io.js';
-import { ImageFolder, InMemoryDataset } from '../data/index.js';
-import { train, loadMethod } from '../engine/trainer.js';
-import { loadTrainData } from '../engine/data.js';
+import { ImageFolder } from '../data/index.js';
+import { train } from '../engine/trainer.js';
 import { DataError } from '../data/errors.js';
-import { embedIndices, knnMonitor } from '../engine/evaluate.js';
 import { existsSync, statSync } from 'node:fs';
 import { intArg, floatArg, stagesArg } from './args.js';
 import { trainClipCommand, checkNoClipOptions } from './clip.js';
+import { Model } from '../api/model.js';
 import { RESNET_STEMS } from '../models/index.js';
 
 export function registerTrainCommands(p: Command): void {
@@ -81,18 +80,44 @@ export function registerTrainCommands(p: Command): void {
     .action(async (o) => {
       const ext = path.extname(o.out).toLowerCase();
       if (ext !== '.safetensors' && ext !== '.npy') throw new Error(`--out ${o.out}: use a .safetensors or .npy file name`);
-      const { method, config } = loadMethod(o.weights);
-      checkDir(o.data);
-      const folder = await ImageFolder.open(o.data, { channels: config.channels, labels: 'auto', onError: 'skip' });
-      const ds = await InMemoryDataset.from(folder, { imageSize: config.imageSize, channels: config.channels, fit: 'cover' });
-      const idx = [...Array(ds.length).keys()];
-      const vectors = torch.scope(() => torch.functional.normalize(embedIndices((x) => method.embed(x), ds, idx, { mean: config.mean, std: config.std, batch: o.batch })));
-      if (ext === '.npy') saveNpy(vectors, o.out);
-      else saveFile({ embeddings: vectors }, o.out, { paths: JSON.stringify(ds.paths ?? []), weights: path.resolve(o.weights) });
-      const csv = 'index,path,label\n' + idx.map((i) => `${i},${JSON.stringify(ds.paths?.[i] ?? '')},${ds.labels[i]! >= 0 ? JSON.stringify(ds.names[ds.labels[i]!]) : ''}`).join('\n') + '\n';
-      const csvPath = o.out.replace(/\.(safetensors|npy)$/i, '.csv');
-      writeFileAtomic(csvPath, csv);
-      console.log(`wrote ${ds.length} × ${vectors.size(1)} embeddings to ${o.out} and paths to ${csvPath}`);
+      const model = await Model.load(o.weights, { batch: o.batch });
+      try {
+        checkDir(o.data);
+        const folder = await ImageFolder.open(o.data, { channels: model.config!.channels, labels: 'auto', onError: 'skip' });
+        const rows: Float32Array[] = [];
+        const kept: number[] = [];
+        for (let i = 0; i < folder.length; i += o.batch) {
+          const idx = [...Array(Math.min(o.batch, folder.length - i)).keys()].map((k) => i + k);
+          try {
+            rows.push(...await model.embed(idx.map((j) => folder.paths[j]!)));
+            kept.push(...idx);
+          } catch {
+            for (const j of idx) { // a bad file in the batch: skip it alone, as the folder's onError 'skip' does
+              try {
+                rows.push(...await model.embed(folder.paths[j]!));
+                kept.push(j);
+              } catch (e) {
+                console.error(`skipped ${folder.paths[j]}: ${(e as Error).message}`);
+              }
+            }
+          }
+        }
+        if (rows.length === 0) throw new DataError(`--data ${o.data} holds no readable images`);
+        const dim = rows[0]!.length;
+        const flat = new Float32Array(rows.length * dim);
+        rows.forEach((r, i) => flat.set(r, i * dim));
+        const paths = kept.map((j) => folder.paths[j]!);
+        const vectors = torch.tensor(flat, { shape: [rows.length, dim] });
+        if (ext === '.npy') saveNpy(vectors, o.out);
+        else saveFile({ embeddings: vectors }, o.out, { paths: JSON.stringify(paths), weights: path.resolve(o.weights) });
+        vectors.dispose();
+        const csv = 'index,path,label\n' + kept.map((j, i) => `${i},${JSON.stringify(folder.paths[j]!)},${folder.labels[j]! >= 0 ? JSON.stringify(folder.names[folder.labels[j]!]) : ''}`).join('\n') + '\n';
+        const csvPath = o.out.replace(/\.(safetensors|npy)$/i, '.csv');
+        writeFileAtomic(csvPath, csv);
+        console.log(`wrote ${rows.length} × ${dim} embeddings to ${o.out} and paths to ${csvPath}`);
+      } finally {
+        model.dispose();
+      }
     });
 
   p.command('knn')
@@ -104,12 +129,15 @@ export function registerTrainCommands(p: Command): void {
     .option('--bank-size <n>', 'training images in the kNN bank', intArg('--bank-size', 1), 60000)
     .option('--json', 'print JSON')
     .action(async (o) => {
-      const { method, config } = loadMethod(o.weights);
-      const data = await loadTrainData({ data: o.data, dataRoot: o.dataRoot, imageSize: config.imageSize, channels: config.channels, seed: config.seed, knnBankSize: o.bankSize, cache: false });
-      if (data.knn === null) throw new DataError(`--data ${o.data} has no class labels; kNN accuracy needs class subfolders`);
-      const acc = knnMonitor((x) => method.embed(x), data.knn, { mean: config.mean, std: config.std, k: o.k });
-      if (o.json) console.log(JSON.stringify({ knn_top1: acc, k: o.k, bank: data.knn.bankIndices.length, queries: data.knn.queryIndices.length }));
-      else console.log(`knn_top1 ${(acc * 100).toFixed(2)}%  (k=${o.k}, bank ${data.knn.bankIndices.length}, queries ${data.knn.queryIndices.length})`);
+      const model = await Model.load(o.weights);
+      try {
+        if (model.task !== 'embedder') throw new DataError(`--weights ${o.weights} is a ${model.task}, not a self-supervised encoder: measure it with dyad val --weights ${o.weights}`);
+        const m = await model.val({ data: o.data, dataRoot: o.dataRoot, knnK: o.k, knnBankSize: o.bankSize, seed: (model.config?.seed as number | undefined) ?? 0 });
+        if (o.json) console.log(JSON.stringify({ knn_top1: m.top1, k: o.k, bank: m.bank, queries: m.n }));
+        else console.log(`knn_top1 ${(m.top1 * 100).toFixed(2)}%  (k=${o.k}, bank ${m.bank}, queries ${m.n})`);
+      } finally {
+        model.dispose();
+      }
     });
 }
 

@@ -34,7 +34,7 @@ export class ViTEmbeddings extends nn.Module {
   constructor(o: Required<ViTOptions>) {
     super();
     this.numPatches = (o.imageSize / o.patchSize) ** 2;
-    this.class_embedding = new nn.Parameter(torch.scope(() => torch.randn([o.dim]).mul(o.dim ** -0.5)));
+    this.class_embedding = torch.scope(() => new nn.Parameter(torch.randn([o.dim]).mul(o.dim ** -0.5))); // the scope frees the initial value
     this.patch_embedding = new nn.Conv2d(o.inChannels, o.dim, o.patchSize, { stride: o.patchSize, bias: o.patchBias });
     this.position_embedding = new nn.Embedding(this.numPatches + 1, o.dim);
   }

@@ -1,4 +1,6 @@
 /**
+ * File helpers: crash-safe writes and the one sha256 of weights files.
+ *
  * Crash-safe file writes. `writeFileAtomic` writes a temporary file in the target's folder,
  * fsyncs it, renames it over the target and fsyncs the folder, so after a crash (power cut,
  * SIGKILL) the target holds either its old content or the new one, never a torn mix.
@@ -6,7 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 
 /** What `writeFileAtomic` accepts: text (UTF-8), bytes, or chunks written one after another. */
 export type AtomicData = string | Uint8Array | Iterable<Uint8Array>;
@@ -70,4 +72,31 @@ export function writeFileAtomic(file: string, data: AtomicData, opts: { mode?: n
     throw wrapped;
   }
   fsyncDir(path.dirname(target));
+}
+
+/** sha256 (hex) of text and byte chunks, fed in order. */
+export function sha256(chunks: Iterable<string | Uint8Array>): string {
+  const h = createHash('sha256');
+  for (const c of chunks) h.update(c);
+  return h.digest('hex');
+}
+
+/**
+ * Streaming sha256 (hex) of a file, read 4 MiB at a time (weights can be gigabytes): the
+ * identity of a checkpoint (`Model.identity`, `CLIPModel.identity`, the search index).
+ */
+export function fileSha256(file: string): string {
+  const h = createHash('sha256');
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(1 << 22);
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest('hex');
 }

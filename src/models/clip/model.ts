@@ -10,7 +10,8 @@
  * ```ts
  * const clip = CLIPModel.fromPretrained('models/clip-vit-base-patch32');
  * const text = clip.encodeText(['a photo of a cat', 'a photo of a dog']);   // [2, 512], L2-normalised
- * const [r] = await clip.zeroShot('cat.jpg', ['cat', 'dog']);                 // Results, r.probs.top1
+ * const w = zeroShotClassifier(clip, ['cat', 'dog']);                         // [2, 512] class embeddings
+ * // images → Results: Model.load(dir), model.setClasses(['cat', 'dog']), model.predict('cat.jpg') (src/api/)
  * ```
  *
  * `fromPretrained(dir)` reads `config.json` (any size: a tiny test model to ViT-L/14 and up),
@@ -21,22 +22,18 @@
  * checkpoints carry are ignored. It also loads the `last/best.safetensors` of `dyad train
  * --method clip`.
  */
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import * as nn from '../../nn/index.js';
 import * as torch from '../../torch/index.js';
 import type { Tensor } from '../../torch/index.js';
 import { loadFile, readHeader, saveFile } from '../../torch/safetensors.js';
-import { writeFileAtomic } from '../../torch/io.js';
+import { fileSha256, sha256, writeFileAtomic } from '../../torch/io.js';
 import { VisionTransformer } from '../vit.js';
 import { createBackbone, type BackboneSpec } from '../index.js';
 import { CLIPTokenizer, CLIP_BPE_FILE, packageAssetDir } from './tokenizer.js';
 import { CLIPTextTransformer } from './text.js';
 import { CLIPImageProcessor } from './preprocess.js';
-import { zeroShot, type ZeroShotOptions } from './zero_shot.js';
-import type { Results } from '../../api/results.js';
-import type { Source } from '../../api/sources.js';
 import {
   CLIPConfigError, parseCLIPConfig, parseProcessorConfig, toHFConfig, toHFProcessorConfig,
   type CLIPConfig, type CLIPImageProcessorConfig,
@@ -101,23 +98,6 @@ function readJson(file: string): unknown {
   }
 }
 
-/** Streaming sha256 of a file (weights can be gigabytes). */
-export function fileSha256(file: string): string {
-  const h = createHash('sha256');
-  const fd = openSync(file, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(1 << 22);
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      h.update(buf.subarray(0, n));
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return h.digest('hex');
-}
-
 export class CLIPModel extends nn.Module {
   readonly config: CLIPConfig;
   text_model: CLIPTextTransformer;
@@ -155,7 +135,7 @@ export class CLIPModel extends nn.Module {
     }
     this.visual_projection = new nn.Linear(this.vision_model.featureDim, c.projection_dim, { bias: false });
     this.text_projection = new nn.Linear(c.text_config.hidden_size, c.projection_dim, { bias: false });
-    this.logit_scale = new nn.Parameter(torch.scope(() => torch.tensor(c.logit_scale_init_value).view([])));
+    this.logit_scale = torch.scope(() => new nn.Parameter(torch.tensor(c.logit_scale_init_value).view([]))); // the scope frees the initial value
     const channels = (v.dyad_backbone ? v.dyad_backbone.inChannels : v.num_channels) as 1 | 3;
     const imageSize = v.dyad_backbone ? v.dyad_backbone.imageSize : v.image_size;
     this.processor = new CLIPImageProcessor({ ...parseProcessorConfig({}, imageSize, channels), ...opts.processor });
@@ -374,15 +354,10 @@ export class CLIPModel extends nn.Module {
    */
   get identity(): string {
     if (this.#identity === null) {
-      const h = createHash('sha256');
-      if (this.weightsFiles.length > 0) {
-        for (const f of this.weightsFiles) h.update(fileSha256(f));
-      } else {
-        torch.scope(() => {
-          for (const [k, t] of this.stateDict()) h.update(k).update(t.contiguous().toBytes());
-        });
-      }
-      this.#identity = `clip:${h.digest('hex')}`;
+      const digest = this.weightsFiles.length > 0
+        ? sha256(this.weightsFiles.map(fileSha256))
+        : torch.scope(() => sha256([...this.stateDict()].flatMap(([k, t]) => [k, t.contiguous().toBytes()])));
+      this.#identity = `clip:${digest}`;
     }
     return this.#identity;
   }
@@ -487,14 +462,6 @@ export class CLIPModel extends nn.Module {
   }
 
   /**
-   * Zero-shot classification of `images` (paths, folders, globs, URLs, buffers, tensors) into
-   * `labels`: one `Results` per image, `r.names[r.probs.top1]` the best label. See `zero_shot.ts`.
-   */
-  zeroShot(images: Source, labels: readonly string[], o: ZeroShotOptions = {}): Promise<Results[]> {
-    return zeroShot(this, images, labels, o);
-  }
-
-  /**
    * Whether `pathOrDir` holds a CLIP model `fromPretrained` reads: an HF folder whose config.json
    * is a CLIP's (or a file in one), or a dyad checkpoint of task 'clip'. Reads only headers.
    */
@@ -502,16 +469,16 @@ export class CLIPModel extends nn.Module {
     try {
       const p = path.resolve(pathOrDir);
       if (!existsSync(p)) return false;
-      const isClipConfig = (f: string): boolean => {
+      const isCLIPConfig = (f: string): boolean => {
         if (!existsSync(f)) return false;
         const c = JSON.parse(readFileSync(f, 'utf8')) as Record<string, unknown>;
         return c.model_type === 'clip' || (c.text_config !== undefined && c.vision_config !== undefined);
       };
-      if (statSync(p).isDirectory()) return isClipConfig(path.join(p, 'config.json'));
+      if (statSync(p).isDirectory()) return isCLIPConfig(path.join(p, 'config.json'));
       if (!p.endsWith('.safetensors')) return false;
       const meta = readHeader(p).metadata ?? {};
       if (meta.dyad !== undefined) return (JSON.parse(meta.dyad) as { task?: string }).task === 'clip';
-      return isClipConfig(path.join(path.dirname(p), 'config.json'));
+      return isCLIPConfig(path.join(path.dirname(p), 'config.json'));
     } catch {
       return false;
     }

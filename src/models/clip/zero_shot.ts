@@ -1,20 +1,15 @@
 /**
- * Zero-shot classification with a CLIP model (Radford et al. 2021, §3.1): each label becomes
- * text prompts ("a photo of a {label}."), the image is assigned to the label whose prompt
- * embedding is most similar, and softmax(exp(t) · cos) gives the probabilities. With several
- * templates the prompt embeddings are ensembled (the mean of the normalised embeddings,
- * normalised again: §3.1.4).
+ * Zero-shot classification with a CLIP model (Radford et al. 2021, §3.1), as tensors: each
+ * label becomes text prompts ("a photo of a {label}."), whose normalised embeddings are averaged
+ * over the templates and normalised again (prompt ensembling, §3.1.4) into a class matrix
+ * W [C, D]; an image's logits are exp(t) · normalize(f) · Wᵀ and softmax gives the
+ * probabilities.
  *
- * Results come in the same `Results`/`Probs` shape as `Model.predict` (`names` are the labels,
- * `probs.top1` the best label's index, `embedding` the image's CLIP embedding), so this module
- * reaches up to the product layer's `Results` and image sources (`src/api/`) on purpose.
+ * This file returns tensors only. Images in, `Results` out is the product layer's: `Model.load`
+ * + `model.setClasses(labels)` + `predict` (`api/clip.ts`, `ZeroShotPredictor`).
  */
 import * as torch from '../../torch/index.js';
 import type { Tensor } from '../../torch/index.js';
-import { Probs, Results } from '../../api/results.js';
-import { expandSources, fetchImage, type FetchOptions, type Source, type SourceItem } from '../../api/sources.js';
-import { decodeImage } from '../../data/decode.js';
-import type { RawImage } from '../../data/types.js';
 import type { CLIPModel } from './model.js';
 
 /** The 80 ImageNet prompt templates of the CLIP paper (the ensemble of §3.1.4). */
@@ -40,106 +35,29 @@ export const IMAGENET_TEMPLATES: readonly string[] = [
 /** The default: one template, as the paper's baseline and HF's zero-shot pipeline. */
 export const DEFAULT_TEMPLATES: readonly string[] = ['a photo of a {}.'];
 
-export interface ZeroShotOptions {
-  /** Prompt templates with `{}` for the label (default ['a photo of a {}.']; `IMAGENET_TEMPLATES` for the paper's ensemble). */
-  templates?: readonly string[];
-  /** Images per forward pass (default 32). */
-  batchSize?: number;
-  /** For URL sources. */
-  fetch?: FetchOptions;
-}
-
-/** A decoded image with where it came from. */
-export interface LoadedRawImage {
-  path: string;
-  image: RawImage;
-  origShape: [number, number];
-}
-
-/** Decodes one source item at full resolution with `channels` channels. */
-async function decodeItem(item: SourceItem, channels: 1 | 3, o: FetchOptions): Promise<LoadedRawImage> {
-  let image: RawImage;
-  if (item.kind === 'tensor') image = item.image;
-  else if (item.kind === 'file') image = await decodeImage(item.path, { channels });
-  else {
-    const bytes = item.kind === 'url' ? await fetchImage(item.path, o) : item.bytes;
-    image = await decodeImage(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { channels, name: item.path });
-  }
-  return { path: item.path, image, origShape: [image.height, image.width] };
-}
-
-/**
- * The images of `source` (paths, folders, globs, URLs, buffers, tensors, arrays of these: as
- * `Model.predict`), decoded at full resolution with `channels` channels, `batchSize` at a time
- * (a large folder is never held in memory whole).
- */
-export async function* rawImageBatches(source: Source, channels: 1 | 3 = 3, batchSize = 32, o: FetchOptions = {}): AsyncGenerator<LoadedRawImage[]> {
-  let items: SourceItem[] = [];
-  for await (const item of expandSources(source)) {
-    items.push(item);
-    if (items.length === batchSize) {
-      yield await Promise.all(items.map((it) => decodeItem(it, channels, o)));
-      items = [];
-    }
-  }
-  if (items.length > 0) yield await Promise.all(items.map((it) => decodeItem(it, channels, o)));
-}
-
-/** All images of `source`, decoded (see `rawImageBatches`; this one holds them all). */
-export async function loadRawImages(source: Source, channels: 1 | 3 = 3, o: FetchOptions = {}): Promise<LoadedRawImage[]> {
-  const out: LoadedRawImage[] = [];
-  for await (const b of rawImageBatches(source, channels, 32, o)) out.push(...b);
-  return out;
-}
-
-/**
- * Classifies `images` into `labels` it was never trained on; one `Results` per image, with
- * `names` = labels and `probs` over them (`r.names[r.probs.top1]`, `r.probs.top5conf`).
- * Images are decoded, preprocessed and embedded `batchSize` at a time.
- */
-export async function zeroShot(model: CLIPModel, images: Source, labels: readonly string[], o: ZeroShotOptions = {}): Promise<Results[]> {
+/** Trimmed labels; a RangeError naming the fix unless they are a non-empty list of non-empty strings. */
+export function checkLabels(labels: readonly string[], what = 'zeroShot'): string[] {
   if (!Array.isArray(labels) || labels.length === 0 || labels.some((l) => typeof l !== 'string' || l.trim() === '')) {
-    throw new RangeError('zeroShot: pass a non-empty list of labels (non-empty strings), e.g. ["cat", "dog"]');
+    throw new RangeError(`${what}: pass a non-empty list of labels (non-empty strings), e.g. ["cat", "dog"]`);
   }
-  const bs = o.batchSize ?? 32;
-  const names = labels.map((l) => l.trim());
-  const tText = performance.now();
-  const classes = model.classEmbeddings(names, o.templates ?? DEFAULT_TEMPLATES).keep();
-  const textMs = performance.now() - tText;
-  const d = model.projectionDim;
-  const c = names.length;
-  const results: Results[] = [];
-  try {
-    let t0 = performance.now();
-    for await (const chunk of rawImageBatches(images, model.processor.config.channels, bs, o.fetch)) {
-      const tp = performance.now();
-      const { probs, emb } = torch.scope(() => {
-        const pixels = model.processor.preprocess(chunk.map((it) => it.image));
-        const e = model.encodeImages(pixels);
-        const p = torch.noGrad(() => e.matmul(classes.t()).mul(model.logit_scale.exp()).softmax(-1));
-        return { probs: p.toFloat32Array(), emb: e.toFloat32Array() };
-      });
-      const tEnd = performance.now();
-      const n = chunk.length;
-      const textShare = results.length === 0 ? textMs / n : 0;
-      chunk.forEach((it, k) => {
-        results.push(new Results({
-          path: it.path, origShape: it.origShape, names,
-          probs: new Probs(probs.slice(k * c, (k + 1) * c)), embedding: emb.slice(k * d, (k + 1) * d),
-          // preprocess: decoding and resizing; inference: both towers (the labels' text share spread over the first batch)
-          speed: { preprocess: (tp - t0) / n, inference: (tEnd - tp) / n + textShare, postprocess: 0 },
-        }));
-      });
-      t0 = performance.now();
-    }
-    if (results.length === 0) throw new RangeError('zeroShot: the source holds no images');
-    return results;
-  } finally {
-    classes.dispose();
-  }
+  return labels.map((l) => l.trim());
 }
 
-/** Class embeddings for `labels` as a plain matrix (for reuse across many calls): see `CLIPModel.classEmbeddings`. */
+/**
+ * The zero-shot classifier: class embeddings W [C, projection_dim] of `labels`, L2-normalised,
+ * each the normalised mean of its prompts' normalised embeddings (`CLIPModel.classEmbeddings`).
+ * Compute it once per label set and reuse it for every image.
+ */
 export function zeroShotClassifier(model: CLIPModel, labels: readonly string[], templates: readonly string[] = DEFAULT_TEMPLATES): Tensor {
-  return model.classEmbeddings(labels, templates);
+  return model.classEmbeddings(checkLabels(labels), templates);
+}
+
+/**
+ * Zero-shot logits [N, C] = exp(logit_scale) · normalize(imageFeatures) · classifierᵀ, without
+ * gradients. `imageFeatures` [N, projection_dim] (`getImageFeatures`, normalised or not);
+ * `classifier` [C, projection_dim] from `zeroShotClassifier`. softmax(-1) gives the probabilities.
+ */
+export function zeroShotLogits(model: CLIPModel, imageFeatures: Tensor, classifier: Tensor): Tensor {
+  return torch.noGrad(() => torch.scope(() =>
+    torch.functional.normalize(imageFeatures, { dim: -1 }).matmul(classifier.t()).mul(model.logit_scale.exp())));
 }

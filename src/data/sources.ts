@@ -20,7 +20,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tensor } from '../torch/index.js';
 import * as torch from '../torch/index.js';
-import { ImageFolder, decodeImage, imageExtensions, prepareImage, walkImages, type RawImage } from '../data/index.js';
+import { ImageFolder, decodeImage, imageExtensions, prepareImage, walkImages, type RawImage } from './index.js';
 import { DyadError } from '../errors.js';
 
 /** One image source, or an array of them. */
@@ -231,10 +231,10 @@ export async function fetchImage(url: string, o: FetchOptions = {}): Promise<Uin
   return out;
 }
 
-/** The model's input: channels, side, as in training. */
+/** The model's input: channels, side, as in training (`imageSize` null: decode only, at full resolution, for a model with its own resizing such as CLIP's processor). */
 export interface InputSpec {
   channels: 1 | 3;
-  imageSize: number;
+  imageSize: number | null;
 }
 
 /** A loaded image: the model-sized pixels and the original [height, width]. */
@@ -246,7 +246,8 @@ export interface LoadedImage {
 
 /**
  * Loads one item and brings it to the model's input exactly as the training data path does
- * (decode at the model's channels, then `prepareImage` with `fit: 'cover'`).
+ * (decode at the model's channels, then `prepareImage` with `fit: 'cover'`; with `imageSize`
+ * null, decoded only).
  */
 export async function loadItem(item: SourceItem, spec: InputSpec, o: FetchOptions = {}): Promise<LoadedImage> {
   let raw: RawImage;
@@ -258,6 +259,6 @@ export async function loadItem(item: SourceItem, spec: InputSpec, o: FetchOption
     const bytes = item.kind === 'url' ? await fetchImage(item.path, o) : item.bytes;
     raw = await decodeImage(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { channels: spec.channels, name: item.path });
   }
-  const image = await prepareImage(raw, { size: [spec.imageSize, spec.imageSize], channels: spec.channels, fit: 'cover' });
+  const image = spec.imageSize === null ? raw : await prepareImage(raw, { size: [spec.imageSize, spec.imageSize], channels: spec.channels, fit: 'cover' });
   return { path: item.path, image, origShape: [raw.height, raw.width] };
 }

@@ -10,12 +10,16 @@
  * ```
  *
  * Image and text vectors are the L2-normalised projections (`projection_dim` long), in the same
- * space: cosine similarity between them is what CLIP was trained on.
+ * space: cosine similarity between them is what CLIP was trained on. The image vectors are
+ * `Model.embed`'s for the same CLIP (`Model.load(dir)`, task 'clip'); this class adds the text
+ * tower, which the index's text search needs.
  */
-import * as torch from '../../torch/index.js';
-import type { Embedder } from '../../search/embedder.js';
-import { decodeImage } from '../../data/decode.js';
-import { CLIPModel, type FromPretrainedOptions } from './model.js';
+import * as torch from '../torch/index.js';
+import type { Embedder } from '../search/embedder.js';
+import { CLIPModel, type FromPretrainedOptions } from '../models/clip/model.js';
+import { PREDICT_DEFAULTS } from './args.js';
+import { clipNet, type Net } from './net.js';
+import { ZeroShotPredictor } from './clip.js';
 
 export interface CLIPEmbedderOptions {
   /** Images per forward pass (default 32). */
@@ -31,11 +35,13 @@ function rows(t: torch.Tensor): Float32Array[] {
 export class CLIPEmbedder implements Embedder {
   readonly model: CLIPModel;
   readonly batchSize: number;
+  /** The model as a 'clip' network (not owning it twice: `dispose` frees the model once). */
+  readonly #net: Net;
 
   constructor(model: CLIPModel, o: CLIPEmbedderOptions = {}) {
     this.model = model;
     this.batchSize = o.batchSize ?? 32;
-    model.eval();
+    this.#net = clipNet(model);
   }
 
   static fromPretrained(pathOrDir: string, o: FromPretrainedOptions & CLIPEmbedderOptions = {}): CLIPEmbedder {
@@ -61,13 +67,11 @@ export class CLIPEmbedder implements Embedder {
     return this.model.projectionDim;
   }
 
+  /** L2-normalised image embeddings, one per path, in order: `Model.embed`'s pipeline (the 'clip' task's predictor). */
   async embedImages(paths: string[]): Promise<Float32Array[]> {
+    if (paths.length === 0) return [];
     const out: Float32Array[] = [];
-    const channels = this.model.processor.config.channels;
-    for (let i = 0; i < paths.length; i += this.batchSize) {
-      const imgs = await Promise.all(paths.slice(i, i + this.batchSize).map((p) => decodeImage(p, { channels })));
-      out.push(...torch.scope(() => rows(this.model.encodeImages(this.model.processor.preprocess(imgs)))));
-    }
+    for await (const r of new ZeroShotPredictor(this.#net, { ...PREDICT_DEFAULTS, batch: this.batchSize, embed: true }).stream(paths)) out.push(r.embedding!);
     return out;
   }
 
