@@ -15,7 +15,7 @@ import type { Tensor } from '../src/torch/index.js';
 import { saveFile, loadFile } from '../src/torch/safetensors.js';
 import * as nn from '../src/nn/index.js';
 import {
-  CLIPModel, CLIPImageProcessor, CLIPTokenizer, bytesToUnicode, resizeOutputSize, IMAGENET_TEMPLATES,
+  CLIPModel, CLIPImageProcessor, bytesToUnicode, resizeOutputSize, IMAGENET_TEMPLATES,
 } from '../src/models/clip/index.js';
 import { decodeImage } from '../src/data/decode.js';
 import { Probs, Results, TaskError } from '../src/api/results.js';

@@ -18,6 +18,7 @@ import { disposeCheckpoint, loadCheckpoint, saveCheckpoint } from '../src/engine
 import { Results } from '../src/api/results.js';
 import { zeroShot } from '../src/api/clip.js';
 import { Model } from '../src/api/model.js';
+import { mulberry32 as rng } from './helpers/rng.js';
 
 const F = torch.functional;
 const CLI = path.resolve('bin/dyad.js');
@@ -38,16 +39,6 @@ const SHAPES = ['circle', 'square', 'triangle'];
 const HELD_OUT = new Set(['yellow circle', 'magenta square', 'cyan triangle']);
 const LABELS = Object.keys(COLOURS).flatMap((c) => SHAPES.map((s) => `${c} ${s}`));
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** One S×S CHW image: a noisy coloured shape (a little jitter in size and position) near the centre on a dark noisy background. */
 function drawShape(colour: string, shape: string, r: () => number, S: number): Uint8Array {

@@ -1,27 +1,17 @@
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import sharp from 'sharp';
-import { tempDir } from './helpers/tmp.js';
+import { folderMaker, tempDir } from './helpers/tmp.js';
 import {
   DataFileError, DecodeError, FashionMNIST, ImageFolder, ImageTextPairs, MNIST, Rng, Subset, balancedSubset, parseCsv, randomSplit,
 } from '../src/data/index.js';
 
-let tmp: string;
-before(() => {
-  tmp = tempDir('datasets');
-});
-after(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-let counter = 0;
-/** A fresh folder under the temp dir. */
-function folder(name: string): string {
-  const d = path.join(tmp, `${counter++}-${name}`);
-  fs.mkdirSync(d, { recursive: true });
-  return d;
-}
+const tmp = tempDir('datasets');
+/** A fresh folder under the test's temp dir. */
+const folder = folderMaker(tmp);
 
 /** Writes a small solid-colour image; the format follows the extension. */
 async function img(file: string, rgb: [number, number, number] = [200, 40, 40], w = 8, h = 6): Promise<void> {

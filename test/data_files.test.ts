@@ -1,6 +1,6 @@
 // data/files.ts: the one list of image extensions and the one directory walker, on real folders
 // (real files written with sharp, real symbolic links), and the three callers agreeing on them.
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -8,20 +8,11 @@ import sharp from 'sharp';
 import { ImageFolder, comparePaths, extensionSet, imageExtensions, isImageFile, supportedFormats, walkImages } from '../src/data/index.js';
 import { globImages } from '../src/data/sources.js';
 import { scanImages } from '../src/search/index.js';
-import { tempDir } from './helpers/tmp.js';
+import { folderMaker, tempDir } from './helpers/tmp.js';
 
-let tmp: string;
-before(() => {
-  tmp = tempDir('files');
-});
-after(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-let counter = 0;
-function folder(name: string): string {
-  const d = path.join(tmp, `${counter++}-${name}`);
-  fs.mkdirSync(d, { recursive: true });
-  return d;
-}
+const tmp = tempDir('files');
+/** A fresh folder under the test's temp dir. */
+const folder = folderMaker(tmp);
 
 async function img(file: string): Promise<void> {
   fs.mkdirSync(path.dirname(file), { recursive: true });

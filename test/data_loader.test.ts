@@ -1,28 +1,19 @@
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import sharp from 'sharp';
 import * as torch from '../src/torch/index.js';
-import { tempDir } from './helpers/tmp.js';
+import { folderMaker, tempDir } from './helpers/tmp.js';
 import {
   DataLoader, DecodeError, FashionMNIST, IdxImageDataset, ImageFolder, InMemoryDataset, Subset, rgbToGray,
   type Batch, type Dataset, type Sample,
 } from '../src/data/index.js';
 
-let tmp: string;
-before(() => {
-  tmp = tempDir('loader');
-});
-after(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-let counter = 0;
-function folder(name: string): string {
-  const d = path.join(tmp, `${counter++}-${name}`);
-  fs.mkdirSync(d, { recursive: true });
-  return d;
-}
+const tmp = tempDir('loader');
+/** A fresh folder under the test's temp dir. */
+const folder = folderMaker(tmp);
 
 /** A lossless PNG whose pixels identify it: R = id, G = y * 10 + x % 10, B = label * 60. */
 async function png(file: string, id: number, label: number, w = 16, h = 12): Promise<void> {

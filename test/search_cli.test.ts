@@ -16,6 +16,7 @@ import { labelAndSplit } from '../src/cli/search.js';
 import { program } from '../src/cli/index.js';
 import { packageRoot } from '../src/torch/native.js';
 import { lcg } from './helpers/rng.js';
+import { cosine as cos } from './helpers/vectors.js';
 
 const CLASSES = ['hstripes', 'vstripes', 'blob', 'diagonal'];
 let root: string;
@@ -81,15 +82,6 @@ async function ok(...args: string[]): Promise<Run> {
   return r;
 }
 
-function cos(a: Float32Array, b: Float32Array): number {
-  let d = 0, na = 0, nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    d += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return d / Math.sqrt(na * nb);
-}
 
 interface Hit {
   id: string;

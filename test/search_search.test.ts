@@ -6,6 +6,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { Index, ThumbnailEmbedder, IndexError, rowId, type Embedder } from '../src/search/index.js';
 import { mulberry32 as rng } from './helpers/rng.js';
+import { cosine } from './helpers/vectors.js';
 
 
 /** A 64×64 PNG made of an 8×8 grid of random gray blocks. */
@@ -16,15 +17,6 @@ async function writePattern(file: string, seed: number): Promise<void> {
   await sharp(grid, { raw: { width: 8, height: 8, channels: 1 } }).resize(64, 64, { kernel: 'nearest' }).png().toFile(file);
 }
 
-function cosine(a: Float32Array, b: Float32Array): number {
-  let d = 0, na = 0, nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    d += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return d / Math.sqrt(na * nb);
-}
 
 let tmp: string;
 let imgDir: string;

@@ -1,5 +1,5 @@
 /** Temporary folders for tests, removed when the test process exits. */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -13,4 +13,14 @@ export function tempDir(prefix: string): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), `dyad-${prefix}-`));
   if (!process.env.DYAD_KEEP_TEST_DIRS) made.push(dir);
   return dir;
+}
+
+/** `folder(name)` makes a fresh numbered subfolder `<n>-<name>` of `root`. */
+export function folderMaker(root: string): (name: string) => string {
+  let n = 0;
+  return (name) => {
+    const d = path.join(root, `${n++}-${name}`);
+    mkdirSync(d, { recursive: true });
+    return d;
+  };
 }
