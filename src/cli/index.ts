@@ -7,6 +7,7 @@ import { registerTrainCommands } from './train.js';
 import { registerPredictCommands } from './predict.js';
 import { registerClipCommands } from './clip.js';
 import { registerSearchCommands } from './search.js';
+import { registerConvertCommand } from './convert.js';
 
 export function program(): Command {
   const p = new Command('dyad')
@@ -17,6 +18,7 @@ export function program(): Command {
   registerPredictCommands(p);
   registerClipCommands(p);
   registerSearchCommands(p);
+  registerConvertCommand(p);
   return p;
 }
 
