@@ -8,6 +8,7 @@ import { registerPredictCommands } from './predict.js';
 import { registerClipCommands } from './clip.js';
 import { registerSearchCommands } from './search.js';
 import { registerConvertCommand } from './convert.js';
+import { registerExportCommand } from './export.js';
 
 export function program(): Command {
   const p = new Command('dyad')
@@ -19,6 +20,7 @@ export function program(): Command {
   registerClipCommands(p);
   registerSearchCommands(p);
   registerConvertCommand(p);
+  registerExportCommand(p);
   return p;
 }
 
