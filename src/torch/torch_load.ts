@@ -179,13 +179,11 @@ export function load(path: string): PyValue {
   };
   if (isZip(buf)) {
     const entries = readZipDirectory(buf, fail);
-    const pkl = [...entries.keys()].find((n) => n === 'data.pkl' || n.endsWith('/data.pkl'));
-    if (pkl === undefined) {
-      if ([...entries.keys()].some((n) => n.endsWith('constants.pkl') || n.includes('/code/'))) {
-        fail('this is a TorchScript archive (torch.jit.save), not a torch.save file: load it with torch.jit.load / ScriptModule.load');
-      }
-      fail('a ZIP archive without data.pkl: not a torch.save file');
+    if ([...entries.keys()].some((n) => n.endsWith('/constants.pkl'))) {
+      fail('this is a TorchScript archive (torch.jit.save), not a torch.save file: load it with nn.ScriptModule.load');
     }
+    const pkl = [...entries.keys()].find((n) => n === 'data.pkl' || n.endsWith('/data.pkl'));
+    if (pkl === undefined) fail('a ZIP archive without data.pkl: not a torch.save file');
     const prefix = pkl.slice(0, pkl.length - 'data.pkl'.length);
     const order = entries.get(`${prefix}byteorder`);
     if (order && Buffer.from(readZipEntry(buf, order, fail)).toString() !== 'little') fail('big-endian torch.save files are not supported');
