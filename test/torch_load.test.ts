@@ -160,3 +160,20 @@ test('dyad convert in.pth out.safetensors writes the same tensors', { skip }, ()
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /^dyad: error: .*evil\.pth: refused to load the global posix\.system/);
 });
+
+test('dyad export --weights resnet18.pth: torchvision weights → ONNX → onnxruntime gives torchvision\'s probabilities', { skip }, async () => {
+  const ort = (await import('onnxruntime-node')).default;
+  const out = path.join(dir, 'r18.onnx');
+  const r = spawnSync(process.execPath, [path.join(packageRoot(), 'bin/dyad.js'), 'export', '--weights', f('resnet18.pth'), '--arch', 'resnet18', '--out', out, '--imgsz', '64'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const s = await ort.InferenceSession.create(out, { intraOpNumThreads: 1 });
+  const x = torch.loadNpy(f('x.npy'));
+  const got = await s.run({ images: new ort.Tensor('float32', x.toFloat32Array(), x.shape) });
+  const want = torch.loadNpy(f('logits.npy')).softmax(-1).toFloat32Array();
+  const g = got.probs!.data as Float32Array;
+  let d = 0;
+  for (let i = 0; i < want.length; i++) d = Math.max(d, Math.abs(g[i]! - want[i]!));
+  assert.ok(d <= 1e-4, `max abs diff ${d}`);
+  await s.release();
+  x.dispose();
+});
