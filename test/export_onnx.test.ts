@@ -185,6 +185,13 @@ test('CLIP: image and text towers as two files match encodeImages / encodeText (
     const d = maxDiff(txt.text_embeds!, clip.encodeText(ids));
     assert.ok(d <= 1e-4, `text max abs diff ${d} (ids [${ids.shape}])`);
   }
+  // dyad export on an HF folder writes the same two files
+  const folder = path.join(dir, 'clip-hf');
+  clip.savePretrained(folder);
+  const out = path.join(dir, 'clip-cli');
+  const r = spawnSync(process.execPath, [path.join(packageRoot(), 'bin/dyad.js'), 'export', '--weights', folder, '--out', out], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  for (const f of ['vision_model.onnx', 'text_model.onnx']) assert.deepEqual(readFileSync(path.join(out, f)), readFileSync(path.join(dir, 'clip', f)), f);
   clip.dispose();
 });
 

@@ -12,7 +12,7 @@ import path from 'node:path';
 
 import * as torch from '../src/torch/index.js';
 import { Tensor, TorchLoadError } from '../src/torch/index.js';
-import { loadTorchvisionResNet, torchvisionToClassifier } from '../src/export/pytorch.js';
+import { loadTorchvisionResNet, loadTorchvisionClassifier } from '../src/export/pytorch.js';
 import { packageRoot } from '../src/torch/native.js';
 
 const PY = '/usr/bin/python3';
@@ -51,6 +51,11 @@ torch.save({'w': torch.ones(2), 'x': Evil()}, d + '/evil.pth')
 with open(d + '/evil.pkl', 'wb') as f: pickle.dump(Evil(), f, protocol=2)
 torch.save(torch.nn.Linear(2, 2), d + '/module.pth')
 torch.save({'c': collections.Counter('aab')}, d + '/counter.pth')
+# a memo "billion laughs" (2**60 paths through shared lists) and a list that contains itself
+l = []
+for i in range(60): l = [l, l]
+a = []; a.append(a)
+torch.save({'bomb': l, 'self': a, 'w': torch.ones(2)}, d + '/bomb.pth')
 `;
 
 let made = false;
@@ -75,8 +80,11 @@ test('torchvision resnet18 state dict loads strictly by name and gives torchvisi
     assert.deepEqual(got.shape, [2, 1000]);
     const diff = got.sub(want).abs().max().item();
     assert.ok(diff <= 1e-4, `max abs diff ${diff}`);
-    // the same network as dyad's Classifier (backbone.* + head.*)
-    const c = torchvisionToClassifier(model);
+    // the same network as dyad's Classifier (backbone.* + head.*), with a checkpoint config
+    const { classifier: c, config, names } = loadTorchvisionClassifier(f('resnet18.pth'), 'resnet18');
+    assert.equal(c.training, false);
+    assert.deepEqual(config, { backbone: 'resnet18', width: 64, imageSize: 224, stem: 'imagenet', channels: 3, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] });
+    assert.equal(names.length, 1000);
     const diff2 = torch.noGrad(() => c.forward(x)).sub(want).abs().max().item();
     assert.ok(diff2 <= 1e-4, `classifier max abs diff ${diff2}`);
     c.dispose();
@@ -126,6 +134,15 @@ test('hostile pickles are refused, naming the global, and nothing runs', { skip 
   assert.equal(existsSync(f('PWNED')), false, 'os.system ran');
   assert.throws(() => torch.load(f('module.pth')), /refused to load the global torch\.nn\.modules\.linear\.Linear.*save model\.state_dict\(\)/);
   assert.throws(() => torch.load(f('counter.pth')), /refused to load the global collections\.Counter/);
+  // shared and cyclic references convert in linear time
+  const t0 = Date.now();
+  torch.scope(() => {
+    const obj = torch.load(f('bomb.pth')) as Map<string, unknown>;
+    const self = obj.get('self') as unknown[];
+    assert.equal(self[0], self);
+    assert.deepEqual([...torch.loadStateDict(f('bomb.pth')).keys()], ['w']);
+  });
+  assert.ok(Date.now() - t0 < 5000);
 });
 
 test('truncated, empty and foreign files give a TorchLoadError naming the file', { skip }, () => {

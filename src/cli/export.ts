@@ -13,11 +13,11 @@ import { exportNetOnnx } from '../export/onnx/net.js';
 import { exportClipOnnx } from '../export/onnx/clip.js';
 import { loadTorchvisionResNet } from '../export/pytorch.js';
 import { TORCHVISION_ARCHS, type TorchvisionArch } from '../models/torchvision.js';
+import { IMAGENET_STATS } from '../transforms/normalize.js';
 
 interface ExportArgs { weights: string; format: string; out?: string; imgsz?: number; half?: boolean; arch: string; opset: number; dynamic: boolean }
 
 const isDir = (p: string): boolean => { try { return statSync(p).isDirectory(); } catch { return false; } };
-const IMAGENET = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 
 export function registerExportCommand(p: Command): void {
   p.command('export')
@@ -47,7 +47,7 @@ export function registerExportCommand(p: Command): void {
         if (!TORCHVISION_ARCHS.includes(a.arch as TorchvisionArch)) throw new Error(`--arch must be one of ${TORCHVISION_ARCHS.join(', ')}, got '${a.arch}'`);
         const m = loadTorchvisionResNet(a.weights, a.arch as TorchvisionArch);
         const size = a.imgsz ?? 224;
-        exportOnnx(m, { ...o, inputShape: [1, m.config.inChannels, size, size], file: out, metadata: { ...IMAGENET, image_size: size, arch: a.arch } });
+        exportOnnx(m, { ...o, inputShape: [1, m.config.inChannels, size, size], file: out, metadata: { ...IMAGENET_STATS, image_size: size, arch: a.arch } });
         m.dispose();
       } else {
         const { loadNet } = await import('../api/net.js');

@@ -10,4 +10,4 @@ export { exportClipOnnx, clipVisionOnnx, clipTextOnnx, type ExportClipOptions } 
 export { ExportError, OnnxGraph, type Val } from './onnx/graph.js';
 export { registerLowering, lower, type Lowering } from './onnx/lower.js';
 export { decodeModel } from './onnx/proto.js';
-export { loadTorchvisionResNet, torchvisionToClassifier, convertToSafetensors } from './pytorch.js';
+export { loadTorchvisionResNet, loadTorchvisionClassifier, torchvisionToClassifier, convertToSafetensors } from './pytorch.js';

@@ -9,6 +9,8 @@ import type { Tensor } from '../torch/index.js';
 import { Classifier } from '../models/classifier.js';
 import { ResNet } from '../models/resnet.js';
 import { TorchvisionResNet, TORCHVISION_ARCHS, type TorchvisionArch } from '../models/torchvision.js';
+import type { ModelInputConfig } from '../engine/classify.js';
+import { IMAGENET_STATS } from '../transforms/normalize.js';
 
 /** Prefixes that wrappers add to every key (DataParallel's `module.`, Lightning's `model.`). */
 function stripPrefix(sd: Map<string, Tensor>): Map<string, Tensor> {
@@ -73,4 +75,31 @@ export function convertToSafetensors(src: string, dst: string, o: { key?: string
     torch.saveFile(sd, dst, { format: 'pt', source: 'torch.load' });
     return sd.size;
   });
+}
+
+/**
+ * What `Model.load('resnet18.pth', { arch })` needs to wrap a torchvision state dict as a dyad
+ * classifier checkpoint: the `Classifier` (eval mode), the checkpoint config (ImageNet stem,
+ * 224 px, ImageNet mean/std: torchvision's pretrained weights expect them) and class names (`names` if given, else '0'..'N−1').
+ */
+export function loadTorchvisionClassifier(path: string, arch: TorchvisionArch = 'resnet18', o: { names?: string[]; imageSize?: number } = {}): {
+  classifier: Classifier;
+  config: ModelInputConfig;
+  names: string[];
+} {
+  const tv = loadTorchvisionResNet(path, arch);
+  try {
+    const classifier = torchvisionToClassifier(tv);
+    const names = o.names ?? Array.from({ length: classifier.numClasses }, (_, i) => String(i));
+    if (names.length !== classifier.numClasses) {
+      classifier.dispose();
+      throw new RangeError(`loadTorchvisionClassifier: ${names.length} names for the ${classifier.numClasses} classes of ${path}`);
+    }
+    const { width, inChannels } = tv.config;
+    if (inChannels !== 1 && inChannels !== 3) throw new RangeError(`loadTorchvisionClassifier: ${path} has ${inChannels} input channels; dyad checkpoints read 1 or 3`);
+    const config: ModelInputConfig = { backbone: arch, width, imageSize: o.imageSize ?? 224, stem: 'imagenet', channels: inChannels, mean: IMAGENET_STATS.mean.slice(0, inChannels), std: IMAGENET_STATS.std.slice(0, inChannels) };
+    return { classifier, config, names };
+  } finally {
+    tv.dispose();
+  }
 }

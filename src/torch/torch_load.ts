@@ -95,26 +95,40 @@ function findClass(file: string, module: string, name: string): PyGlobal {
   }
 }
 
-/** Materializes pending tensors (and converts containers) once storages have their bytes. */
-function finish(v: unknown, file: string, seen = new Map<PendingTensor, Tensor>()): PyValue {
+/**
+ * Materializes pending tensors (once storages have their bytes) and converts containers. Each
+ * container is converted once (a memo by identity), so shared and cyclic references, which a
+ * pickle can build with its memo, cost linear time and no endless recursion.
+ */
+function finish(v: unknown, file: string, seen = new Map<unknown, PyValue>()): PyValue {
+  if (v === null || typeof v !== 'object' || v instanceof Uint8Array) return v as PyValue;
+  const hit = seen.get(v);
+  if (hit !== undefined) return hit;
   if (v instanceof PendingTensor) {
-    const hit = seen.get(v);
-    if (hit) return hit;
     const t = materialize(v, file);
     seen.set(v, t);
     return t;
   }
-  if (Array.isArray(v)) return v.map((x) => finish(x, file, seen));
+  if (Array.isArray(v)) {
+    const out: PyValue[] = [];
+    seen.set(v, out);
+    for (const x of v) out.push(finish(x, file, seen));
+    return out;
+  }
   if (v instanceof Map) {
     const m = new Map<PyValue, PyValue>();
+    seen.set(v, m);
     for (const [k, x] of v) m.set(k as PyValue, finish(x, file, seen));
     return m;
   }
-  if (v instanceof Set) return new Set([...v].map((x) => finish(x, file, seen)));
-  if (typeof v === 'object' && v !== null && !(v instanceof Uint8Array)) {
-    if ('storageDtype' in v) return `torch.${(v as StorageType).name}`;
-    if ('key' in v) throw new TorchLoadError(file, 'a bare storage (not inside a tensor) is not supported; save tensors');
+  if (v instanceof Set) {
+    const out = new Set<PyValue>();
+    seen.set(v, out);
+    for (const x of v) out.add(finish(x, file, seen));
+    return out;
   }
+  if ('storageDtype' in v) return `torch.${(v as StorageType).name}`;
+  if ('key' in v) throw new TorchLoadError(file, 'a bare storage (not inside a tensor) is not supported; save tensors');
   return v as PyValue;
 }
 
