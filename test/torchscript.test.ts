@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -37,13 +37,24 @@ traced.save(d + '/r18.pt')
 np.save(d + '/x.npy', x.numpy())
 with torch.no_grad(): np.save(d + '/y.npy', traced(x).numpy())
 torch.save(m.state_dict(), d + '/r18.pth')
+class Small(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.bn = torch.nn.BatchNorm2d(4)
+    def forward(self, x):
+        return self.bn(self.conv(x)).mean(dim=(2, 3))
+s = torch.jit.script(Small())
+s.save(d + '/small_scripted.pt')
 json.dump({'params': [n for n, _ in m.named_parameters()], 'buffers': [n for n, _ in m.named_buffers()]}, open(d + '/names.json', 'w'))
 `;
 
 let made = false;
 function f(name: string): string {
   if (!made) {
-    const r = spawnSync(PY, ['-c', PY_TRACE, dir], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } });
+    // a file, not -c: torch.jit.script reads the module's source
+    writeFileSync(path.join(dir, 'make.py'), PY_TRACE);
+    const r = spawnSync(PY, [path.join(dir, 'make.py'), dir], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } });
     assert.equal(r.status, 0, r.stderr);
     made = true;
   }
@@ -111,6 +122,24 @@ test('parameters train through libtorch autograd: one SGD step changes the Torch
   m.eval();
   clf.dispose();
   for (const t of [x, before, w0]) t.dispose();
+});
+
+test('a scripted module follows train()/eval(): BatchNorm uses batch statistics in train mode and updates its running mean', { skip }, () => {
+  const m = nn.ScriptModule.load(f('small_scripted.pt'), { featureDim: 4 });
+  assert.equal(m.training, true);
+  torch.scope(() => {
+    const x = torch.randn([4, 3, 8, 8]).mul(3).add(1);
+    const rm = m.stateDict().get('bn.running_mean')!.clone();
+    const train = torch.noGrad(() => m.forward(x));
+    // batch statistics: each channel's mean over the batch and positions is ~0 (bn bias 0)
+    assert.ok(train.mean(0).abs().max().item() < 1e-4);
+    assert.ok(m.stateDict().get('bn.running_mean')!.sub(rm).abs().max().item() > 1e-3, 'running_mean updated');
+    m.eval();
+    assert.equal(m.training, false);
+    const evalOut = torch.noGrad(() => m.forward(x));
+    assert.ok(evalOut.sub(train).abs().max().item() > 1e-3, 'eval uses the running statistics');
+  });
+  m.dispose();
 });
 
 test('wrong files: a torch.save file is not TorchScript, and TorchScript is not a torch.save file (errors name the file and the fix)', { skip }, () => {
