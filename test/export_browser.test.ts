@@ -29,7 +29,7 @@ const PAGE = `<!doctype html><html><body><img id="img" src="/image.png"><script 
 import * as ort from '/ort/ort.wasm.min.mjs';
 ort.env.wasm.wasmPaths = '/ort/';
 ort.env.wasm.numThreads = 1;
-window.classify = async () => {
+window.classify = async (model) => {
   const meta = await (await fetch('/meta.json')).json();
   const img = document.getElementById('img');
   await img.decode();
@@ -41,7 +41,7 @@ window.classify = async () => {
   const rgba = ctx.getImageData(0, 0, s, s).data;
   const x = new Float32Array(3 * s * s);
   for (let c = 0; c < 3; c++) for (let i = 0; i < s * s; i++) x[c * s * s + i] = (rgba[4 * i + c] / 255 - meta.mean[c]) / meta.std[c];
-  const session = await ort.InferenceSession.create('/model.onnx', { executionProviders: ['wasm'] });
+  const session = await ort.InferenceSession.create(model, { executionProviders: ['wasm'] });
   const out = await session.run({ images: new ort.Tensor('float32', x, [1, 3, s, s]) });
   const probs = Array.from(out.probs.data);
   return { probs, top1: probs.indexOf(Math.max(...probs)), backend: 'wasm' };
@@ -49,19 +49,22 @@ window.classify = async () => {
 window.ready = true;
 </script></body></html>`;
 
-test('an exported classifier runs in Chromium with onnxruntime-web (wasm): top1 and probabilities equal dyad\'s on a real image', { skip: !existsSync(CHROMIUM) && `no ${CHROMIUM} (apt-get install chromium)` }, async () => {
+test('exported classifiers (ResNet and ViT backbones) run in Chromium with onnxruntime-web (wasm): top1 and probabilities equal dyad\'s on a real image', { skip: !existsSync(CHROMIUM) && `no ${CHROMIUM} (apt-get install chromium)` }, async () => {
   torch.manualSeed(0);
   const size = 32;
   const names = ['circle', 'square', 'stripes', 'noise', 'blank'];
-  const clf = new Classifier({ name: 'resnet18', inChannels: 3, imageSize: size, width: 8 }, names.length);
-  torch.noGrad(() => {
-    for (const b of clf.modules()) if (b instanceof nn.BatchNorm2d) { b.running_mean!.uniform_(-0.1, 0.1); b.running_var!.uniform_(0.5, 1.5); }
-    clf.head.weight.mul_(20); // confident, well-separated probabilities
+  const stats = { mean: [0.49, 0.48, 0.45], std: [0.25, 0.24, 0.26] };
+  const models = (['resnet18', 'vit-tiny'] as const).map((backbone) => {
+    const width = backbone === 'resnet18' ? 8 : 24;
+    const clf = new Classifier({ name: backbone, inChannels: 3, imageSize: size, width }, names.length);
+    torch.noGrad(() => {
+      for (const b of clf.modules()) if (b instanceof nn.BatchNorm2d) { b.running_mean!.uniform_(-0.1, 0.1); b.running_var!.uniform_(0.5, 1.5); }
+      clf.head.weight.mul_(20); // confident, well-separated probabilities
+    });
+    const config = { backbone, width, imageSize: size, stem: 'auto' as const, channels: 3 as const, ...stats };
+    const net = new Net('classifier', clf, config, names, null);
+    return { backbone, model: Model.fromNet(net), onnx: exportNetOnnx(net) };
   });
-  const config = { backbone: 'resnet18' as const, width: 8, imageSize: size, stem: 'auto' as const, channels: 3 as const, mean: [0.49, 0.48, 0.45], std: [0.25, 0.24, 0.26] };
-  const net = new Net('classifier', clf, config, names, null);
-  const model = Model.fromNet(net);
-  const onnx = exportNetOnnx(net);
 
   // a real PNG: a red disc on a blue/green gradient
   const px = Buffer.alloc(size * size * 3);
@@ -71,15 +74,14 @@ test('an exported classifier runs in Chromium with onnxruntime-web (wasm): top1 
   }
   const image = path.join(dir, 'image.png');
   await sharp(px, { raw: { width: size, height: size, channels: 3 } }).png().toFile(image);
-  const [r] = await model.predict(image);
-  const want = r!.probs!;
 
   const ortDir = path.join(packageRoot(), 'node_modules', 'onnxruntime-web', 'dist');
   const files: Record<string, [string, Buffer | string]> = {
     '/': ['text/html', PAGE],
     '/image.png': ['image/png', readFileSync(image)],
-    '/model.onnx': ['application/octet-stream', Buffer.from(onnx)],
-    '/meta.json': ['application/json', JSON.stringify({ image_size: size, mean: config.mean, std: config.std })],
+    '/resnet18.onnx': ['application/octet-stream', Buffer.from(models[0]!.onnx)],
+    '/vit-tiny.onnx': ['application/octet-stream', Buffer.from(models[1]!.onnx)],
+    '/meta.json': ['application/json', JSON.stringify({ image_size: size, ...stats })],
   };
   const server = http.createServer((req, res) => {
     const url = (req.url ?? '/').split('?')[0]!;
@@ -99,15 +101,19 @@ test('an exported classifier runs in Chromium with onnxruntime-web (wasm): top1 
     page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(`http://127.0.0.1:${port}/`);
     await page.waitForFunction('window.ready === true', undefined, { timeout: 30_000 });
-    const got = await page.evaluate('window.classify()') as { probs: number[]; top1: number };
-    assert.deepEqual(errors, []);
-    assert.equal(got.top1, want.top1, `browser top1 ${names[got.top1]} vs dyad ${names[want.top1]}`);
-    let d = 0;
-    for (let i = 0; i < names.length; i++) d = Math.max(d, Math.abs(got.probs[i]! - want.data[i]!));
-    assert.ok(d <= 1e-4, `max abs diff of the probabilities ${d}`);
+    for (const { backbone, model } of models) {
+      const [r] = await model.predict(image);
+      const want = r!.probs!;
+      const got = await page.evaluate(`window.classify('/${backbone}.onnx')`) as { probs: number[]; top1: number };
+      assert.deepEqual(errors, []);
+      assert.equal(got.top1, want.top1, `${backbone}: browser top1 ${names[got.top1]} vs dyad ${names[want.top1]}`);
+      let d = 0;
+      for (let i = 0; i < names.length; i++) d = Math.max(d, Math.abs(got.probs[i]! - want.data[i]!));
+      assert.ok(d <= 1e-4, `${backbone}: max abs diff of the probabilities ${d}`);
+    }
   } finally {
     await browser.close();
     server.close();
-    model.dispose();
+    for (const { model } of models) model.dispose();
   }
 });
