@@ -44,6 +44,8 @@ odd = collections.OrderedDict([('t', base.t()), ('row', base[2]), ('col', base[:
     ('long', torch.tensor([[1, -2], [3, 2**40]])), ('scalar', torch.tensor(7.0)), ('param', torch.nn.Parameter(torch.ones(3))), ('empty', torch.zeros(0, 3))])
 torch.save(odd, d + '/odd.pth')
 torch.save(odd, d + '/odd_legacy.pth', _use_new_zipfile_serialization=False)
+with zipfile.ZipFile(d + '/odd.pth') as zi, zipfile.ZipFile(d + '/odd_deflated.pth', 'w', zipfile.ZIP_DEFLATED) as zo:
+    for n in zi.namelist(): zo.writestr(n, zi.read(n))
 # hostile: __reduce__ that would run a shell command; a whole module (unknown globals)
 class Evil:
     def __reduce__(self): return (os.system, ('touch ' + d + '/PWNED',))
@@ -105,7 +107,7 @@ test('torch.load: a nested checkpoint, loadStateDict picks state_dict; strict lo
   assert.throws(() => loadTorchvisionResNet(f('resnet18.pth'), 'resnet34'), (e: Error) => /Missing key\(s\) in state_dict: "layer1\.2\.conv1\.weight"/.test(e.message));
 });
 
-for (const name of ['odd.pth', 'odd_legacy.pth']) {
+for (const name of ['odd.pth', 'odd_legacy.pth', 'odd_deflated.pth']) {
   test(`torch.load reads views, transposes, fp16, int64, scalars, parameters and empty tensors (${name})`, { skip }, () => {
     torch.scope(() => {
       const sd = torch.load(f(name)) as Map<string, Tensor>;

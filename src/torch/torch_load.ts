@@ -21,7 +21,7 @@ import { fromBytes } from './creation.js';
 import { itemSize, type DType } from './dtype.js';
 import { DyadError } from './errors.js';
 import { unpickle, type PyGlobal } from './pickle.js';
-import { isZip, readZipDirectory, readZipEntry } from './zip.js';
+import { fileSource, isZip, readZipDirectory, readZipEntry, type ZipSource } from './zip.js';
 
 /** A `torch.save` file is malformed, truncated, or holds a global that is not allowed. */
 export class TorchLoadError extends DyadError<'TORCH_LOAD'> {
@@ -176,44 +176,70 @@ function storageFrom(pid: unknown, file: string, storages: Map<string, Storage>)
   return s;
 }
 
-/** Reads a file written by `torch.save`. A state dict comes back as a `Map<string, Tensor>`. */
+/**
+ * Reads a file written by `torch.save`. A state dict comes back as a `Map<string, Tensor>`.
+ * Zip archives are read by offset (only the pickle and the storages), so files over 2 GB load.
+ */
 export function load(path: string): PyValue {
-  let buf: Buffer;
+  const cannot = (cause: unknown): never => {
+    throw new TorchLoadError(path, `cannot read the file (${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message})`, { cause });
+  };
+  let fd = -1;
+  try {
+    fd = fs.openSync(path, 'r');
+  } catch (cause) {
+    cannot(cause);
+  }
+  try {
+    const src = fileSource(fd);
+    if (isZip(src.read(0, 4))) return loadZip(src, path);
+  } finally {
+    fs.closeSync(fd);
+  }
+  let buf: Buffer = Buffer.alloc(0);
   try {
     buf = fs.readFileSync(path);
   } catch (cause) {
-    throw new TorchLoadError(path, `cannot read the file (${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message})`, { cause });
+    cannot(cause);
   }
-  const fail: (d: string) => never = loadError(path);
-  const storages = new Map<string, Storage>();
-  const hooks = {
-    findClass: (m: string, n: string) => findClass(path, m, n),
-    persistentLoad: (pid: unknown) => storageFrom(pid, path, storages),
-    fail,
-  };
-  if (isZip(buf)) {
-    const entries = readZipDirectory(buf, fail);
-    if ([...entries.keys()].some((n) => n.endsWith('/constants.pkl'))) {
-      fail('this is a TorchScript archive (torch.jit.save), not a torch.save file: load it with nn.ScriptModule.load');
-    }
-    const pkl = [...entries.keys()].find((n) => n === 'data.pkl' || n.endsWith('/data.pkl'));
-    if (pkl === undefined) fail('a ZIP archive without data.pkl: not a torch.save file');
-    const prefix = pkl.slice(0, pkl.length - 'data.pkl'.length);
-    const order = entries.get(`${prefix}byteorder`);
-    if (order && Buffer.from(readZipEntry(buf, order, fail)).toString() !== 'little') fail('big-endian torch.save files are not supported');
-    const { value } = unpickle(readZipEntry(buf, entries.get(pkl)!, fail), hooks);
-    for (const s of storages.values()) {
-      const e = entries.get(`${prefix}data/${s.key}`);
-      if (!e) fail(`storage data '${prefix}data/${s.key}' is missing from the archive: the file is truncated`);
-      s.bytes = readZipEntry(buf, e, fail);
-    }
-    return finish(value, path);
-  }
-  if (buf.length > 0 && buf[0] === 0x80) return loadLegacy(buf, path, hooks, storages);
-  return fail('not a torch.save file (neither a ZIP archive nor a pickle). A safetensors file loads with loadFile; a TorchScript model with ScriptModule.load');
+  if (buf.length > 0 && buf[0] === 0x80) return loadLegacy(buf, path, hooksFor(path, new Map()));
+  return loadError(path)('not a torch.save file (neither a ZIP archive nor a pickle). A safetensors file loads with loadFile; a TorchScript model with nn.ScriptModule.load');
 }
 
-function loadLegacy(buf: Buffer, path: string, hooks: Parameters<typeof unpickle>[1], storages: Map<string, Storage>): PyValue {
+interface Hooks { findClass(m: string, n: string): PyGlobal; persistentLoad(pid: unknown): unknown; fail(d: string): never; storages: Map<string, Storage> }
+
+function hooksFor(path: string, storages: Map<string, Storage>): Hooks {
+  return {
+    findClass: (m, n) => findClass(path, m, n),
+    persistentLoad: (pid) => storageFrom(pid, path, storages),
+    fail: loadError(path),
+    storages,
+  };
+}
+
+function loadZip(src: ZipSource, path: string): PyValue {
+  const hooks = hooksFor(path, new Map());
+  const fail: (d: string) => never = hooks.fail;
+  const entries = readZipDirectory(src, fail);
+  if ([...entries.keys()].some((n) => n.endsWith('/constants.pkl'))) {
+    fail('this is a TorchScript archive (torch.jit.save), not a torch.save file: load it with nn.ScriptModule.load');
+  }
+  const pkl = [...entries.keys()].find((n) => n === 'data.pkl' || n.endsWith('/data.pkl'));
+  if (pkl === undefined) fail('a ZIP archive without data.pkl: not a torch.save file');
+  const prefix = pkl.slice(0, pkl.length - 'data.pkl'.length);
+  const order = entries.get(`${prefix}byteorder`);
+  if (order && readZipEntry(src, order, fail).toString() !== 'little') fail('big-endian torch.save files are not supported');
+  const { value } = unpickle(readZipEntry(src, entries.get(pkl)!, fail), hooks);
+  for (const s of hooks.storages.values()) {
+    const e = entries.get(`${prefix}data/${s.key}`);
+    if (!e) fail(`storage data '${prefix}data/${s.key}' is missing from the archive: the file is truncated`);
+    s.bytes = readZipEntry(src, e, fail);
+  }
+  return finish(value, path);
+}
+
+function loadLegacy(buf: Buffer, path: string, hooks: Hooks): PyValue {
+  const storages = hooks.storages;
   const fail: (d: string) => never = hooks.fail;
   const plain = { ...hooks, persistentLoad: undefined };
   const magic = unpickle(buf, plain);

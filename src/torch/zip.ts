@@ -2,11 +2,37 @@
  * A small read-only ZIP reader (PKWARE APPNOTE 6.3: end of central directory, ZIP64 records,
  * central directory, local headers), enough for `torch.save` archives: PyTorch ≥ 1.6 writes
  * stored (uncompressed) entries with miniz, and ZIP64 records past 4 GB; deflated entries
- * (an archive re-zipped by hand) are inflated with node's zlib. Everything is checked against
- * the file's size before a byte is read, so a truncated or foreign file gives an error, never
- * a crash.
+ * (an archive re-zipped by hand) are inflated with node's zlib. Only the central directory and
+ * the entries asked for are read (by offset, so archives over 2 GB work), and everything is
+ * checked against the file's size first: a truncated or foreign file gives an error, never a crash.
  */
+import fs from 'node:fs';
 import zlib from 'node:zlib';
+
+/** Random access to the archive's bytes: a Buffer in memory or an open file (files over 2 GB). */
+export interface ZipSource {
+  readonly size: number;
+  read(offset: number, length: number): Buffer;
+}
+
+/** Reads `fd` at offsets; a short read (the file shrank) returns fewer bytes, which the callers check. */
+export function fileSource(fd: number): ZipSource {
+  const size = fs.fstatSync(fd).size;
+  return {
+    size,
+    read: (o, n) => {
+      const len = Math.max(0, Math.min(n, size - o));
+      const out = Buffer.allocUnsafe(len);
+      let got = 0;
+      while (got < len) {
+        const k = fs.readSync(fd, out, got, len - got, o + got);
+        if (k === 0) return out.subarray(0, got);
+        got += k;
+      }
+      return out;
+    },
+  };
+}
 
 export interface ZipEntry {
   name: string;
@@ -28,24 +54,27 @@ export function isZip(bytes: Uint8Array): boolean {
 }
 
 /** The entries of the central directory, by name. */
-export function readZipDirectory(buf: Buffer, fail: Fail): Map<string, ZipEntry> {
-  const min = Math.max(0, buf.length - 22 - 0xffff);
+export function readZipDirectory(src: ZipSource, fail: Fail): Map<string, ZipEntry> {
+  const tailStart = Math.max(0, src.size - 22 - 0xffff - 20);
+  const tail = src.read(tailStart, src.size - tailStart);
   let eocd = -1;
-  for (let i = buf.length - 22; i >= min; i--) if (buf.readUInt32LE(i) === EOCD) { eocd = i; break; }
+  for (let i = tail.length - 22; i >= 0; i--) if (tail.readUInt32LE(i) === EOCD) { eocd = i; break; }
   if (eocd < 0) fail('not a complete ZIP archive (no end-of-central-directory record): the file is truncated or not a torch.save zip');
-  let count = buf.readUInt16LE(eocd + 10);
-  let cdSize = buf.readUInt32LE(eocd + 12);
-  let cdOffset = buf.readUInt32LE(eocd + 16);
-  if (eocd >= 20 && buf.readUInt32LE(eocd - 20) === LOC64) {
-    const at = Number(buf.readBigUInt64LE(eocd - 12));
-    if (at + 56 > buf.length || buf.readUInt32LE(at) !== EOCD64) fail('damaged ZIP64 end-of-central-directory record');
-    count = Number(buf.readBigUInt64LE(at + 32));
-    cdSize = Number(buf.readBigUInt64LE(at + 40));
-    cdOffset = Number(buf.readBigUInt64LE(at + 48));
+  let count = tail.readUInt16LE(eocd + 10);
+  let cdSize = tail.readUInt32LE(eocd + 12);
+  let cdOffset = tail.readUInt32LE(eocd + 16);
+  if (eocd >= 20 && tail.readUInt32LE(eocd - 20) === LOC64) {
+    const at = Number(tail.readBigUInt64LE(eocd - 12));
+    const rec = src.read(at, 56);
+    if (rec.length < 56 || rec.readUInt32LE(0) !== EOCD64) fail('damaged ZIP64 end-of-central-directory record');
+    count = Number(rec.readBigUInt64LE(32));
+    cdSize = Number(rec.readBigUInt64LE(40));
+    cdOffset = Number(rec.readBigUInt64LE(48));
   }
-  if (cdOffset + cdSize > buf.length) fail(`central directory (${cdSize} bytes at ${cdOffset}) lies past the end of the ${buf.length}-byte file: the file is truncated`);
+  if (cdOffset + cdSize > src.size) fail(`central directory (${cdSize} bytes at ${cdOffset}) lies past the end of the ${src.size}-byte file: the file is truncated`);
+  const buf = src.read(cdOffset, cdSize);
   const entries = new Map<string, ZipEntry>();
-  let p = cdOffset;
+  let p = 0;
   for (let i = 0; i < count; i++) {
     if (p + 46 > buf.length || buf.readUInt32LE(p) !== CEN) fail(`damaged central directory entry ${i}`);
     const method = buf.readUInt16LE(p + 10);
@@ -73,13 +102,15 @@ export function readZipDirectory(buf: Buffer, fail: Fail): Map<string, ZipEntry>
   return entries;
 }
 
-/** The uncompressed bytes of one entry (a view into `buf` when stored). */
-export function readZipEntry(buf: Buffer, e: ZipEntry, fail: Fail): Buffer {
+/** The uncompressed bytes of one entry. */
+export function readZipEntry(src: ZipSource, e: ZipEntry, fail: Fail): Buffer {
   const h = e.localOffset;
-  if (h + 30 > buf.length || buf.readUInt32LE(h) !== LOC) fail(`damaged local header of '${e.name}'`);
-  const start = h + 30 + buf.readUInt16LE(h + 26) + buf.readUInt16LE(h + 28);
-  if (start + e.compressedSize > buf.length) fail(`entry '${e.name}' runs past the end of the file: the file is truncated`);
-  const raw = buf.subarray(start, start + e.compressedSize);
+  const loc = src.read(h, 30);
+  if (loc.length < 30 || loc.readUInt32LE(0) !== LOC) fail(`damaged local header of '${e.name}'`);
+  const start = h + 30 + loc.readUInt16LE(26) + loc.readUInt16LE(28);
+  if (start + e.compressedSize > src.size) fail(`entry '${e.name}' runs past the end of the file: the file is truncated`);
+  const raw = src.read(start, e.compressedSize);
+  if (raw.length < e.compressedSize) fail(`entry '${e.name}' could not be read in full: the file is truncated`);
   if (e.method === 0) return raw;
   if (e.method === 8) {
     try {
