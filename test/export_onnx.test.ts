@@ -13,7 +13,7 @@ import ort from 'onnxruntime-node';
 import * as torch from '../src/torch/index.js';
 import type { Tensor } from '../src/torch/index.js';
 import * as nn from '../src/nn/index.js';
-import { ResNet, VisionTransformer, TorchvisionResNet, type ResNetStem } from '../src/models/index.js';
+import { ResNet, VisionTransformer, TorchvisionResNet, SimCLRProjectionHead, MoCoProjectionHead, type ResNetStem } from '../src/models/index.js';
 import { Classifier } from '../src/models/classifier.js';
 import { CLIPModel } from '../src/models/clip/index.js';
 import { exportOnnx, exportClipOnnx, decodeModel, ExportError } from '../src/export/index.js';
@@ -98,6 +98,18 @@ test('ONNX ViT (gelu and quick_gelu) matches dyad (≤ 1e-4)', async () => {
     const m = new VisionTransformer({ imageSize: 32, patchSize: 8, dim: 32, depth: 2, heads: 4, activation });
     const d = await check(m, [3, 32, 32]);
     assert.ok(d <= 1e-4, `${activation}: max abs diff ${d}`);
+    m.dispose();
+  }
+});
+
+test('ONNX backbone + SimCLR / MoCo projection heads (Linear, BatchNorm1d, ReLU) match dyad (≤ 1e-4)', async () => {
+  for (const Head of [SimCLRProjectionHead, MoCoProjectionHead]) {
+    const bb = new ResNet({ depth: 18, width: 8, stem: 'cifar' });
+    const m = new nn.Sequential(bb, new Head({ inputDim: bb.featureDim, hiddenDim: 32, outputDim: 16 }));
+    randomizeBN(m);
+    torch.noGrad(() => { for (const b of m.modules()) if (b instanceof nn.BatchNorm1d) { b.running_mean!.uniform_(-0.2, 0.2); b.running_var!.uniform_(0.5, 1.5); } });
+    const d = await check(m, [3, 32, 32]);
+    assert.ok(d <= 1e-4, `${Head.name}: max abs diff ${d}`);
     m.dispose();
   }
 });

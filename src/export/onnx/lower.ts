@@ -16,6 +16,7 @@ import { ResNet, BasicBlock, Bottleneck } from '../../models/resnet.js';
 import { VisionTransformer, ViTEmbeddings } from '../../models/vit.js';
 import { TransformerEncoder, TransformerEncoderLayer, SelfAttention, TransformerMLP, type Activation } from '../../models/transformer.js';
 import { Classifier } from '../../models/classifier.js';
+import { ProjectionHead, SimCLRProjectionHead, MoCoProjectionHead } from '../../models/heads.js';
 import { TorchvisionResNet } from '../../models/torchvision.js';
 import { ExportError, OnnxGraph, staticDim, type Dim, type Val } from './graph.js';
 
@@ -304,6 +305,9 @@ registerLowering(VisionTransformer, (g, m, x, path) => {
   return lower(g, m.post_layernorm, cls, join(path, 'post_layernorm'));
 });
 
-// ---- classifiers -----------------------------------------------------------------------------------
+// ---- heads and classifiers -----------------------------------------------------------------------------------
 
+for (const cls of [ProjectionHead, SimCLRProjectionHead, MoCoProjectionHead]) {
+  registerLowering(cls, (g, m, x, path) => lower(g, m.layers, x, join(path, 'layers')));
+}
 registerLowering(Classifier, (g, m, x, path) => lower(g, m.head, lower(g, m.backbone, x, join(path, 'backbone')), join(path, 'head')));
