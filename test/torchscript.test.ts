@@ -146,5 +146,10 @@ test('wrong files: a torch.save file is not TorchScript, and TorchScript is not 
   assert.throws(() => nn.ScriptModule.load(f('r18.pth')), (e: unknown) => e instanceof nn.TorchScriptError && e.code === 'TORCHSCRIPT'
     && e.message.startsWith(f('r18.pth')) && /not a TorchScript archive.*torch\.load/.test(e.message));
   assert.throws(() => nn.ScriptModule.load(path.join(dir, 'nope.pt')), /nope\.pt: no such file/);
+  // a wrong input is libtorch's error, thrown as a TorchError (no crash)
+  const m = nn.ScriptModule.load(f('r18.pt'));
+  assert.throws(() => torch.scope(() => m.forward(torch.zeros([1, 5, 32, 32]))), (e: unknown) => e instanceof torch.TorchError && /channels|size|shape/i.test((e as Error).message));
+  assert.throws(() => m.featureDim, /featureDim is unknown; load it with \{ probeInput/);
+  m.dispose();
   assert.throws(() => torch.load(f('r18.pt')), (e: unknown) => e instanceof torch.TorchLoadError && /TorchScript archive.*ScriptModule\.load/.test(e.message));
 });
