@@ -46,7 +46,7 @@ function maxDiff(got: ort.Tensor, want: Tensor): number {
 }
 
 /** Exports `m` traced at batch 2, runs a batch of 3 in onnxruntime and in dyad, returns the max abs diff. */
-async function check(m: nn.Module, shape: [number, number, number], o: { half?: boolean; out?: string } = {}): Promise<number> {
+async function check(m: nn.Module, shape: [number, number, number], o: { half?: boolean | 'weights'; out?: string } = {}): Promise<number> {
   torch.manualSeed(1);
   const bytes = exportOnnx(m, { inputShape: [2, ...shape], half: o.half });
   m.eval();
@@ -128,14 +128,22 @@ test('ONNX classifiers output probabilities (softmax included) matching dyad: Re
   }
 });
 
-test('--half: float16 weights, half the file, outputs within 1e-2', async () => {
+test('--half: float16 weights and compute (or weights only), half the file, outputs within 1e-2', async () => {
   const m = new Classifier({ name: 'resnet18', inChannels: 3, imageSize: 32, width: 16 }, 10);
   randomizeBN(m);
   const full = exportOnnx(m, { inputShape: [1, 3, 32, 32] }).byteLength;
-  const half = exportOnnx(m, { inputShape: [1, 3, 32, 32], half: true }).byteLength;
-  assert.ok(half < 0.55 * full, `half ${half} vs full ${full} bytes`);
-  const d = await check(m, [3, 32, 32], { half: true });
-  assert.ok(d <= 1e-2, `max abs diff ${d}`);
+  for (const half of [true, 'weights'] as const) {
+    const bytes = exportOnnx(m, { inputShape: [1, 3, 32, 32], half });
+    assert.ok(bytes.byteLength < 0.55 * full, `half ${bytes.byteLength} vs full ${full} bytes`);
+    const graph = (decodeModel(bytes) as { graph: { node: { op_type: string; attribute?: { name: string; i?: number }[] }[]; initializer: { data_type: number }[] } }).graph;
+    assert.ok(graph.initializer.filter((i) => i.data_type === 10).length >= 60, 'float16 initializers');
+    const casts = graph.node.filter((n) => n.op_type === 'Cast').length;
+    // compute: one Cast in (to float16) and one out; weights: a Cast per weight
+    if (half === true) assert.equal(casts, 2);
+    else assert.ok(casts >= 60);
+    const d = await check(m, [3, 32, 32], { half });
+    assert.ok(d <= 1e-2, `half ${half}: max abs diff ${d}`);
+  }
   const v = new VisionTransformer({ imageSize: 32, patchSize: 8, dim: 32, depth: 2, heads: 4 });
   const dv = await check(v, [3, 32, 32], { half: true });
   assert.ok(dv <= 1e-2, `ViT max abs diff ${dv}`);
@@ -197,6 +205,12 @@ test('CLIP: image and text towers as two files match encodeImages / encodeText (
     const d = maxDiff(txt.text_embeds!, clip.encodeText(ids));
     assert.ok(d <= 1e-4, `text max abs diff ${d} (ids [${ids.shape}])`);
   }
+  // float16 compute: within 1e-2
+  const half = path.join(dir, 'clip-half');
+  exportClipOnnx(clip, half, { half: true });
+  const dh = maxDiff((await run(readFileSync(path.join(half, 'vision_model.onnx')), { pixel_values: pixels })).image_embeds!, clip.encodeImages(pixels));
+  const th = maxDiff((await run(readFileSync(path.join(half, 'text_model.onnx')), { input_ids: inputIds })).text_embeds!, clip.encodeText(inputIds));
+  assert.ok(dh <= 1e-2 && th <= 1e-2, `half: image ${dh}, text ${th}`);
   // dyad export on an HF folder writes the same two files
   const folder = path.join(dir, 'clip-hf');
   clip.savePretrained(folder);

@@ -26,7 +26,7 @@ export function registerExportCommand(p: Command): void {
     .option('--format <name>', 'export format (onnx)', 'onnx')
     .option('--out <file>', 'output file (default: the weights path with .onnx; for CLIP a folder, default <weights>-onnx)')
     .option('--imgsz <n>', 'image side of the exported input (default: the checkpoint\'s)', intArg('--imgsz', 1))
-    .option('--half', 'store the weights as float16 (half the file; outputs within ~1e-2)')
+    .option('--half', 'float16 weights and compute (half the file; float32 input/output; outputs within ~1e-2)')
     .option('--arch <name>', `torchvision architecture of a .pth file (${TORCHVISION_ARCHS.join(', ')})`, 'resnet18')
     .option('--opset <n>', 'ONNX opset (17)', intArg('--opset', 1), 17)
     .option('--no-dynamic', 'fix the batch size to 1 instead of a dynamic batch axis')

@@ -22,7 +22,7 @@ import { lower, l2normalize, add } from './lower.js';
 import { encodeGraph, inEval, checkOpset } from './export.js';
 
 export interface ExportClipOptions {
-  half?: boolean;
+  half?: boolean | 'weights' | 'compute';
   dynamicBatch?: boolean;
   /** L2-normalise the embeddings (default true). */
   normalize?: boolean;
@@ -30,7 +30,7 @@ export interface ExportClipOptions {
 }
 
 const finish = (g: OnnxGraph, y: Val, name: string): Val => {
-  const out = g.op('Identity', [y], {}, y.shape);
+  const out = g.op('Identity', [g.toFloat32(y)], {}, y.shape);
   g.nodes[g.nodes.length - 1]!.output = [name];
   return { ...out, name };
 };
@@ -41,14 +41,14 @@ export function clipVisionOnnx(clip: CLIPModel, o: ExportClipOptions = {}): Uint
   const p = clip.processor.config;
   const g = new OnnxGraph({ half: o.half ?? false });
   const x: Val = { name: g.fresh('pixel_values'), shape: [(o.dynamicBatch ?? true) ? 'batch' : 1, p.channels, p.cropSize, p.cropSize] };
-  let y = inEval(clip, () => lower(g, clip.visual_projection, lower(g, clip.vision_model, x, 'vision_model'), 'visual_projection'));
+  let y = inEval(clip, () => lower(g, clip.visual_projection, lower(g, clip.vision_model, g.fromFloat32(x), 'vision_model'), 'visual_projection'));
   if (o.normalize ?? true) y = l2normalize(g, y);
   const out = finish(g, y, 'image_embeds');
   return encodeGraph(g, {
     name: 'CLIPVisionModelWithProjection', opset, inputs: [{ val: x, dtype: 'float32' }], outputs: [{ val: out, dtype: 'float32' }],
     metadata: {
       task: 'clip-vision', mean: p.mean, std: p.std, image_size: p.cropSize, resize_shortest_side: p.size, resample: p.resample,
-      rescale_factor: p.rescaleFactor, normalized: o.normalize ?? true, logit_scale: Math.exp(clip.logit_scale.item()), half: o.half ?? false,
+      rescale_factor: p.rescaleFactor, normalized: o.normalize ?? true, logit_scale: Math.exp(clip.logit_scale.item()), half: g.half,
     },
   });
 }
@@ -90,7 +90,7 @@ export function clipTextOnnx(clip: CLIPModel, o: ExportClipOptions = {}): Uint8A
     name: 'CLIPTextModelWithProjection', opset, inputs: [{ val: ids, dtype: 'int64' }], outputs: [{ val: out, dtype: 'float32' }],
     metadata: {
       task: 'clip-text', context_length: c.max_position_embeddings, eos_token_id: c.eos_token_id, bos_token_id: c.bos_token_id,
-      normalized: o.normalize ?? true, logit_scale: Math.exp((clip.logit_scale as Tensor).item()), half: o.half ?? false,
+      normalized: o.normalize ?? true, logit_scale: Math.exp((clip.logit_scale as Tensor).item()), half: g.half,
     },
   });
 }

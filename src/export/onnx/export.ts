@@ -6,8 +6,9 @@
  *   [batch, C, H, W] float32, already normalized with the `mean`/`std` in the metadata.
  *   A classifier's output is `probs` [batch, classes] (softmax included); a backbone's is
  *   `features` [batch, featureDim] (what dyad's `embed` returns).
- * - Weights are initializers named as in the state dict; `half` stores them as float16
- *   (half the file) with a Cast back to float32 that runtimes fold at load time.
+ * - Weights are initializers named as in the state dict; `half` (= 'compute') stores them as
+ *   float16 (half the file) and computes in float16 (GPU runtimes: WebGPU, CUDA, CoreML), with
+ *   float32 input and output; `half: 'weights'` only stores them so and computes in float32.
  * - `metadata` lands in `metadata_props` (strings; arrays and numbers as JSON), with
  *   `producer: dyad`, `input_size` and `task`.
  * The module is lowered in eval mode (BatchNorm running statistics, no dropout); its
@@ -36,8 +37,8 @@ export interface ExportOnnxOptions {
   opset?: number;
   /** The batch axis is symbolic (`batch`), so any batch size runs (default true). */
   dynamicBatch?: boolean;
-  /** float16 initializers (default false). */
-  half?: boolean;
+  /** float16 weights and compute (true = 'compute'), or float16 weights only ('weights'); default false. */
+  half?: boolean | 'weights' | 'compute';
   /** Preprocessing and labels: mean, std, image_size, class names, ... (→ metadata_props). */
   metadata?: Record<string, MetadataValue>;
   /** A classifier's softmax (default true: the output is probabilities). */
@@ -117,21 +118,21 @@ export function exportOnnx(module: nn.Module, o: ExportOnnxOptions): Uint8Array 
   const batch: Dim = (o.dynamicBatch ?? true) ? 'batch' : shape[0]!;
   const input: Val = { name: g.fresh('images'), shape: [batch, ...shape.slice(1)] };
   const isClassifier = module instanceof Classifier || module instanceof TorchvisionResNet;
-  let y = inEval(module, () => lower(g, module, input));
+  let y = inEval(module, () => lower(g, module, g.fromFloat32(input)));
   let outName = 'features';
   if (isClassifier) {
     outName = o.softmax === false ? 'logits' : 'probs';
     if (o.softmax !== false) y = g.op('Softmax', [y], { axis: -1 }, y.shape);
   } else if (o.normalize) y = l2normalize(g, y);
-  // the output under a stable name
-  const out = g.op('Identity', [y], {}, y.shape);
+  // the output, as float32, under a stable name
+  const out = g.op('Identity', [g.toFloat32(y)], {}, y.shape);
   g.nodes[g.nodes.length - 1]!.output = [outName];
   const bytes = encodeGraph(g, {
     name: module.constructor.name,
     opset,
     inputs: [{ val: input, dtype: 'float32' }],
     outputs: [{ val: { ...out, name: outName }, dtype: 'float32' }],
-    metadata: { task: isClassifier ? 'classify' : 'embed', input_size: shape.slice(1), half: o.half ?? false, ...o.metadata },
+    metadata: { task: isClassifier ? 'classify' : 'embed', input_size: shape.slice(1), half: g.half, ...o.metadata },
   });
   if (o.file) writeFileAtomic(o.file, bytes);
   return bytes;

@@ -2,8 +2,11 @@
  * `OnnxGraph`: builds an ONNX graph (opset 17) node by node, as the lowerings in ./lower.ts
  * describe each module. Every value carries its static shape (`'batch'` for the dynamic batch
  * axis), so a lowering knows the sizes it needs (a pooling grid, a reshape) without running the
- * model. Parameters become initializers under their state-dict names (fp16 with `half`, each
- * followed by a Cast back to float32, which runtimes fold at load time).
+ * model. Parameters become initializers under their state-dict names. `half: 'weights'` stores
+ * them as float16, each followed by a Cast back to float32 (runtimes fold it at load time);
+ * `half: 'compute'` (what `half: true` means) runs the whole graph in float16: weights and
+ * constants are float16, the float32 input is cast once at the start and the output back at the
+ * end, so callers still pass and read float32.
  */
 import type { Tensor } from '../../torch/index.js';
 import * as torch from '../../torch/index.js';
@@ -44,7 +47,25 @@ export class OnnxGraph {
   private readonly params = new Map<Tensor, string>();
   private counter = 0;
 
-  constructor(readonly o: { half: boolean }) {}
+  readonly half: false | 'weights' | 'compute';
+  constructor(o: { half?: boolean | 'weights' | 'compute' }) {
+    this.half = o.half === true ? 'compute' : (o.half || false);
+  }
+
+  /** The float type the graph computes in. */
+  get floatType(): OnnxDType {
+    return this.half === 'compute' ? 'float16' : 'float32';
+  }
+
+  /** A float32 graph input in the compute type (a Cast when computing in float16). */
+  fromFloat32(v: Val): Val {
+    return this.half === 'compute' ? this.op('Cast', [v], { to: ONNX_DTYPE.float16 }, v.shape) : v;
+  }
+
+  /** A compute-type value as float32 (for a graph output). */
+  toFloat32(v: Val): Val {
+    return this.half === 'compute' ? this.op('Cast', [v], { to: ONNX_DTYPE.float32 }, v.shape) : v;
+  }
 
   /** A fresh value name. */
   fresh(hint: string): string {
@@ -77,17 +98,18 @@ export class OnnxGraph {
   }
 
   /**
-   * A float weight as an initializer named `name` (each tensor once). With `half` it is stored as
-   * float16 and cast back to float32 in the graph.
+   * A float weight as an initializer named `name` (each tensor once), in float16 with `half`
+   * (then cast back to float32 in the graph for `half: 'weights'`).
    */
   param(t: Tensor, name: string): Val {
     const hit = this.params.get(t);
     if (hit) return { name: hit, shape: t.shape };
     const stored = this.fresh(name);
-    const raw = torch.scope(() => t.detach().contiguous().to(this.o.half ? 'float16' : 'float32').toBytes());
-    this.addInitializer(stored, this.o.half ? 'float16' : 'float32', t.shape, raw);
+    const dtype = this.half ? 'float16' : 'float32';
+    const raw = torch.scope(() => t.detach().contiguous().to(dtype).toBytes());
+    this.addInitializer(stored, dtype, t.shape, raw);
     let out = stored;
-    if (this.o.half) out = this.op('Cast', [stored], { to: ONNX_DTYPE.float32 }, t.shape).name;
+    if (this.half === 'weights') out = this.op('Cast', [stored], { to: ONNX_DTYPE.float32 }, t.shape).name;
     this.params.set(t, out);
     return { name: out, shape: t.shape };
   }
@@ -97,10 +119,12 @@ export class OnnxGraph {
     return torch.scope(() => this.param(make(t), name));
   }
 
-  /** A float32 constant (never halved: small). */
+  /** A float constant, in the compute type. */
   constF(values: number[], shape: number[], hint = 'const'): Val {
     const name = this.fresh(hint);
-    this.addInitializer(name, 'float32', shape, new Uint8Array(Float32Array.from(values).buffer));
+    const f32 = Float32Array.from(values);
+    const raw = this.floatType === 'float16' ? torch.scope(() => torch.frombuffer(f32).to('float16').toBytes()) : new Uint8Array(f32.buffer);
+    this.addInitializer(name, this.floatType, shape, raw);
     return { name, shape };
   }
 
