@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "dyad",
-      "sources": ["src/addon.cc", "src/allocator.cc", "src/handle.cc", "src/ops.cc"],
+      "sources": ["src/addon.cc", "src/allocator.cc", "src/handle.cc", "src/ops.cc", "src/jit.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node find-libtorch.mjs include)"

@@ -14,6 +14,8 @@
  * | `TORCH`             | TorchError            | torch            | libtorch rejects an op (its message: shapes, dtypes)  |
  * | `DISPOSED_TENSOR`   | DisposedTensorError   | torch            | a tensor is used after dispose() or its scope ended   |
  * | `SAFETENSORS`       | SafetensorsError      | torch            | a safetensors file is missing, malformed or unwritable|
+ * | `TORCH_LOAD`        | TorchLoadError        | torch            | a torch.save file is malformed or holds a refused global |
+ * | `TORCHSCRIPT`       | TorchScriptError      | torch            | a TorchScript file cannot be loaded or called         |
  * | `STATE_DICT`        | StateDictError        | nn               | loadStateDict: missing/unexpected keys, wrong shapes  |
  * | `DECODE`            | DecodeError           | data             | an image file or buffer cannot be decoded             |
  * | `DATA_FILE`         | DataFileError         | data             | a CSV/JSONL pair list has a malformed line            |
@@ -23,6 +25,7 @@
  * | `TOKENIZER`         | CLIPTokenizerError    | models/clip      | tokenizer files are missing, unreadable or invalid    |
  * | `CHECKPOINT`        | CheckpointError       | engine           | a checkpoint is missing, damaged or not dyad's        |
  * | `TRAINING_DIVERGED` | TrainingDivergedError | engine           | the loss became NaN/inf during training               |
+ * | `EXPORT`            | ExportError           | export           | a model has a module or op with no ONNX lowering      |
  * | `TASK`              | TaskError             | api              | a model is asked for what its task does not give      |
  * | `SOURCE`            | SourceError           | api              | an image source (file, folder, URL) cannot be read    |
  * | `TABLE_NOT_FOUND`   | IndexError            | search           | no index table for this dataset: run `dyad index`     |
@@ -41,8 +44,8 @@
 
 /** Every code in the table above, in its order. */
 export const ERROR_CODES = [
-  'ADDON', 'TORCH', 'DISPOSED_TENSOR', 'SAFETENSORS', 'STATE_DICT', 'DECODE', 'DATA_FILE', 'DATA', 'CLIP_CONFIG', 'CLIP',
-  'TOKENIZER', 'CHECKPOINT', 'TRAINING_DIVERGED', 'TASK', 'SOURCE',
+  'ADDON', 'TORCH', 'DISPOSED_TENSOR', 'SAFETENSORS', 'TORCH_LOAD', 'TORCHSCRIPT', 'STATE_DICT', 'DECODE', 'DATA_FILE', 'DATA', 'CLIP_CONFIG', 'CLIP',
+  'TOKENIZER', 'CHECKPOINT', 'TRAINING_DIVERGED', 'EXPORT', 'TASK', 'SOURCE',
   'TABLE_NOT_FOUND', 'MODEL_MISMATCH', 'DIM_MISMATCH', 'DB_UNREADABLE', 'BAD_QUERY', 'BAD_FILTER', 'NO_TEXT_TOWER',
   'EMBEDDER_FAILED', 'WEIGHTS_NOT_FOUND', 'BAD_INPUT',
 ] as const;

@@ -6,6 +6,7 @@ export * as torch from './torch-api.js';
 export { DyadError, ERROR_CODES, isDyadError, type DyadErrorCode } from './errors.js';
 export { TorchError, DisposedTensorError } from './torch/errors.js';
 export { SafetensorsError } from './torch/safetensors.js';
+export { TorchLoadError } from './torch/torch_load.js';
 export { StateDictError } from './nn/module.js';
 export { DataError } from './data/errors.js';
 export { DecodeError } from './data/decode.js';
@@ -30,3 +31,4 @@ export { trainClip, resolveClipConfig, defaultClipConfig, retrievalRecall, type 
 export { Model, Results, Probs, TaskError, SourceError, CLIPEmbedder, zeroShot, type Source, type ModelOverrides, type PredictArgs, type ValArgs, type ClassifyArgs, type TrainArgs, type ValMetrics, type CLIPEmbedderOptions, type ZeroShotOptions } from './api/index.js';
 export { Classifier } from './models/classifier.js';
 export { Index, IndexError, ThumbnailEmbedder, writeDuplicatesReport, type Embedder, type SearchHit, type DuplicateGroup } from './search/index.js';
+export * from './export/index.js';

@@ -299,6 +299,10 @@ const std::vector<OpEntry> kCore = {
     {"buildInfo", buildInfo},       {"setErrorClass", setErrorClass},
 };
 
+}  // namespace
+const std::vector<OpEntry>& jitTable();  // jit.cc: TorchScript modules
+namespace {
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   installAllocators();
   env.SetInstanceData(new InstanceData());
@@ -306,6 +310,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set(e.name, Napi::Function::New(env, dispatch, e.name, const_cast<OpEntry*>(&e)));
   };
   for (const auto& e : kCore) add(e);
+  for (const auto& e : jitTable()) add(e);
   auto names = Napi::Array::New(env);
   uint32_t k = 0;
   for (const auto& e : opTable()) {

@@ -36,6 +36,44 @@ import type { Source } from '../data/sources.js';
 import { TASKS } from './tasks.js';
 import { freshRunDir, type TrainOutcome } from './trainer.js';
 import type { ValMetrics } from './validator.js';
+import { writeFileAtomic } from '../torch/io.js';
+import { isTorchScriptFile } from '../nn/index.js';
+import { loadTorchvisionClassifier } from '../export/pytorch.js';
+import { exportNetOnnx } from '../export/onnx/net.js';
+import { exportClipOnnx } from '../export/onnx/clip.js';
+import type { TorchvisionArch } from '../models/torchvision.js';
+
+/** `Model.load` of a torchvision state dict (`.pth`, `.pt`, `pytorch_model.bin`): its architecture and class names. */
+export interface LoadOptions {
+  /** torchvision architecture (default 'resnet18'). */
+  arch?: TorchvisionArch;
+  /** Class names of the checkpoint's head (default '0', '1', ...). */
+  names?: string[];
+}
+
+/** `model.export` arguments (Ultralytics' names where they exist). */
+export interface ExportArgs {
+  /** 'onnx' (the default and the only format). */
+  format?: 'onnx';
+  /** Output file (a folder for CLIP); default: the weights path with .onnx. */
+  out?: string;
+  opset?: number;
+  /** A symbolic batch axis (default true). */
+  dynamicBatch?: boolean;
+  /** float16 weights and compute (outputs within ~1e-2). */
+  half?: boolean;
+  /** Image side of the exported input (default: the checkpoint's). */
+  imgsz?: number;
+}
+
+/** A torchvision classifier checkpoint as a dyad classifier network. */
+function loadTorchvisionNet(file: string, o: LoadOptions): Net {
+  if (isTorchScriptFile(file)) {
+    throw new TypeError(`${file} is a TorchScript module: load it with nn.ScriptModule.load('${file}') and use it as a backbone; Model.load reads dyad checkpoints, CLIP folders and torchvision state dicts`);
+  }
+  const r = loadTorchvisionClassifier(file, o.arch ?? 'resnet18', { names: o.names });
+  return new Net('classifier', r.classifier, r.config as NetConfig, r.names, file);
+}
 
 /** Options a model keeps for all its calls (any method's arguments). */
 export type ModelOverrides = Partial<PredictArgs & ValArgs & ClassifyArgs & TrainArgs>;
@@ -72,9 +110,10 @@ export class Model implements Embedder {
    * CLIP folder, or a `dyad train --method clip` checkpoint: task 'clip', see `setClasses`).
    * @throws CheckpointError for a missing or damaged file, or weights that do not fit its config.
    */
-  static async load(weights: string, overrides: ModelOverrides = {}): Promise<Model> {
-    const m = new Model(overrides);
-    m.#setNet(loadNet(weights));
+  static async load(weights: string, overrides: ModelOverrides & LoadOptions = {}): Promise<Model> {
+    const { arch, names, ...rest } = overrides;
+    const m = new Model(rest);
+    m.#setNet(/\.(pth|pt|bin)$/i.test(weights) ? loadTorchvisionNet(weights, { arch, names }) : loadNet(weights));
     return m;
   }
 
@@ -289,6 +328,27 @@ export class Model implements Embedder {
     } finally {
       data.dispose();
     }
+  }
+
+  /**
+   * Exports the model for deployment without libtorch (Ultralytics' `model.export`): ONNX
+   * (opset 17, dynamic batch). A classifier gives probabilities, an embedder its features, a CLIP
+   * two files (`vision_model.onnx`, `text_model.onnx`) in a folder. Preprocessing (mean, std,
+   * image size) and class names go in the file's metadata. Returns the path(s) written.
+   */
+  export(args: ExportArgs = {}): string[] {
+    const net = this.#requireNet('export');
+    const format = args.format ?? 'onnx';
+    if (format !== 'onnx') throw new TypeError(`export: format must be 'onnx' (the only one dyad writes), got '${String(format)}'`);
+    const o = { opset: args.opset, dynamicBatch: args.dynamicBatch ?? true, half: args.half ?? false };
+    const base = (net.weights ?? 'model').replace(/[/\\]+$/, '').replace(/\.(safetensors|pth|pt|bin)$/i, '');
+    if (net.clip) {
+      const r = exportClipOnnx(net.clip, args.out ?? `${base}-onnx`, o);
+      return [r.vision, r.text];
+    }
+    const out = args.out ?? `${base}.onnx`;
+    writeFileAtomic(out, exportNetOnnx(net, { ...o, ...(args.imgsz !== undefined && { imgsz: args.imgsz }) }));
+    return [out];
   }
 
   /** Writes this model as a dyad checkpoint (atomically) and remembers the file. */

@@ -39,3 +39,4 @@ export function createBackbone(spec: BackboneSpec): ResNet | VisionTransformer {
       throw new RangeError(`unknown backbone '${String(spec.name)}': use resnet18, resnet34, resnet50, vit-tiny or vit-small`);
   }
 }
+export * from './torchvision.js';

@@ -24,3 +24,4 @@ export {
 } from './attention.js';
 export * as init from './init.js';
 export * as functional from '../torch/functional.js';
+export { ScriptModule, TorchScriptError, isTorchScriptFile } from './script_module.js';

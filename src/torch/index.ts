@@ -14,3 +14,4 @@ export * as functional from './functional.js';
 export * from './safetensors.js';
 export { writeFileAtomic, isAtomicTempFile, type AtomicData } from './io.js';
 export { saveNpy, loadNpy, toNpy } from './npy.js';
+export { load, loadStateDict, TorchLoadError, type PyValue } from './torch_load.js';

@@ -357,12 +357,23 @@ export interface NativeCore {
   buildInfo(): { torchVersion: string; config: string; parallel: string; cuda: boolean; mkldnn: boolean };
   /** Registers the class the addon throws libtorch's errors as (TorchError). */
   setErrorClass(errorClass: new (message: string) => Error): void;
+  // TorchScript modules (jit.cc's `jitTable`; used by nn.ScriptModule)
+  jitLoad(path: string): JitHandle;
+  jitForward(m: JitHandle, inputs: Handle[]): unknown;
+  jitNamedParameters(m: JitHandle): [string, Handle][];
+  jitNamedBuffers(m: JitHandle): [string, Handle][];
+  jitTrain(m: JitHandle, on: boolean): void;
+  jitIsTraining(m: JitHandle): boolean;
+  jitSave(m: JitHandle, path: string): void;
 }
-/** `kCore`'s names, in addon.cc's order. */
+/** A TorchScript module in the addon (an opaque External). */
+export type JitHandle = { readonly __jit: unique symbol };
+/** `kCore`'s names, in addon.cc's order, then `jitTable`'s. */
 export const NATIVE_CORE_NAMES = [
   'fromBuffer', 'fromBufferShared', 'toBuffer', 'info', 'strides', 'item', 'free', 'memory', 'emptyCache', 'backward', 'autogradGrad',
   'grad', 'setGrad', 'requiresGrad', 'isLeaf', 'retainGrad', 'gradEnabled', 'isContiguous', 'sameStorage', 'setNumThreads',
   'getNumThreads', 'manualSeed', 'rngState', 'buildInfo', 'setErrorClass',
+  'jitLoad', 'jitForward', 'jitNamedParameters', 'jitNamedBuffers', 'jitTrain', 'jitIsTraining', 'jitSave',
 ] as const;
 
 /** Every export of the addon: core functions, the op table, and `opNames`. */
