@@ -30,3 +30,4 @@ export { trainClip, resolveClipConfig, defaultClipConfig, retrievalRecall, type 
 export { Model, Results, Probs, TaskError, SourceError, type Source, type ModelOverrides, type PredictArgs, type ValArgs, type ClassifyArgs, type TrainArgs, type ValMetrics } from './api/index.js';
 export { Classifier } from './models/classifier.js';
 export { Index, IndexError, ThumbnailEmbedder, writeDuplicatesReport, type Embedder, type SearchHit, type DuplicateGroup } from './search/index.js';
+export { hubDownload, snapshotDownload, resolveModelSource, parseHubId, hubCacheDir, HubError, type HubOptions, type SnapshotOptions, type HubId } from './hub/index.js';

@@ -7,6 +7,8 @@ import { registerTrainCommands } from './train.js';
 import { registerPredictCommands } from './predict.js';
 import { registerClipCommands } from './clip.js';
 import { registerSearchCommands } from './search.js';
+import { registerHubCommands } from './hub.js';
+import { registerNativeCommands } from './native.js';
 
 export function program(): Command {
   const p = new Command('dyad')
@@ -17,6 +19,8 @@ export function program(): Command {
   registerPredictCommands(p);
   registerClipCommands(p);
   registerSearchCommands(p);
+  registerHubCommands(p);
+  registerNativeCommands(p);
   return p;
 }
 

@@ -8,23 +8,14 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DyadError, TorchError } from './errors.js';
 import type { NativeOps } from './native_ops.js';
+import { packageRoot } from './package_root.js';
 import { buildTarget, decideAddon, dyadCacheRoot, gatherAddonState, type AddonMeta } from './addon.js';
 
 export type { Handle, NativeOps } from './native_ops.js';
 
-/** The package root: the nearest folder above this file that holds package.json. */
-export function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'native'))) return dir;
-    const up = path.dirname(dir);
-    if (up === dir) throw new DyadError('ADDON', 'dyad: cannot find the package root (package.json with native/) above ' + fileURLToPath(import.meta.url));
-    dir = up;
-  }
-}
+export { packageRoot };
 
 /**
  * OpenMP's default makes idle worker threads spin for GOMP_SPINCOUNT = 300,000 rounds (a
