@@ -160,8 +160,9 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === realpathSync(process.a
   const out = arg('--out');
   buildAddon({ target: out ? path.resolve(out) : undefined, cache: arg('--cache') ? path.resolve(arg('--cache')) : cacheRoot() }).catch((e) => {
     const message = String(e && e.message ? e.message : e);
-    console.error(`dyad: ${message}`);
+    // With --error-file the caller (the first import) throws the message as a DyadError.
     if (errorFile) writeFileSync(errorFile, message);
+    else console.error(`dyad: ${message}`);
     process.exit(1);
   });
 }
