@@ -1,5 +1,5 @@
-// dyad as an npm package: `npm pack` the project, `npm install` the tarball into a fresh temp
-// project (offline, from the local npm cache that `npm ci` filled: no registry access), then
+// dyad as an npm package: `npm pack` the project, install the tarball into a fresh temp project
+// (`npm ci --offline` from the local npm cache that `npm ci` filled: no registry access), then
 // use it as a user would: `import 'dyad'` and `dyad/torch`, a training step, `npx dyad --help`,
 // and a TypeScript consumer type-checked with moduleResolution nodenext and bundler. The addon
 // is not recompiled: the project's own build (native/build/Release/dyad.node, same sources, same
@@ -31,6 +31,31 @@ function run(cmd: string, args: string[], opts: SpawnSyncOptions = {}): { status
   return { status: r.status, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
+/**
+ * The consumer project: dependencies `dyad` (the tarball) and `@types/node`, and a lock made from
+ * the project's own (the versions `npm ci` put in the npm cache), so `npm ci --offline` needs no
+ * registry metadata: a fresh machine's cache holds the tarballs `npm ci` fetched, not the
+ * registry's version lists that resolving ranges without a lock would need.
+ */
+function writeConsumer(tarball: string): void {
+  type Entry = { version?: string; dev?: boolean; devOptional?: boolean; [k: string]: unknown };
+  const lock = JSON.parse(readFileSync(path.join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, Entry> };
+  const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as Record<string, unknown>;
+  const spec = `file:${path.relative(consumer, tarball)}`;
+  const deps = { dyad: spec, '@types/node': lock.packages['node_modules/@types/node']!.version! };
+  const packages: Record<string, unknown> = {
+    '': { name: 'consumer', dependencies: deps },
+    'node_modules/dyad': { version: pkg.version, resolved: spec, license: pkg.license, dependencies: pkg.dependencies, bin: pkg.bin, engines: pkg.engines },
+  };
+  for (const [k, v] of Object.entries(lock.packages)) {
+    if (!k.startsWith('node_modules/') || (v.dev && !v.devOptional)) continue;
+    const { dev: _dev, devOptional: _devOptional, ...entry } = v;
+    packages[k] = entry;
+  }
+  writeFileSync(path.join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module', dependencies: deps }, null, 2));
+  writeFileSync(path.join(consumer, 'package-lock.json'), JSON.stringify({ name: 'consumer', lockfileVersion: 3, requires: true, packages }, null, 2));
+}
+
 before(() => {
   tmp = mkdtempSync(path.join(tmpdir(), 'dyad-package-'));
   consumer = path.join(tmp, 'consumer');
@@ -55,11 +80,10 @@ test('the tarball holds dist/src, the bin, the native sources and assets, and no
   assert.deepEqual(bad, []);
 });
 
-test('npm install of the tarball in a fresh project: import dyad and dyad/torch, a training step, npx dyad --help', () => {
-  writeFileSync(path.join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
-  const typesNode = (JSON.parse(readFileSync(path.join(root, 'node_modules', '@types', 'node', 'package.json'), 'utf8')) as { version: string }).version;
-  const inst = run('npm', ['install', '--offline', '--no-audit', '--no-fund', '--loglevel=error', path.join(tmp, packed.filename), `@types/node@${typesNode}`], { cwd: consumer });
-  assert.equal(inst.status, 0, `npm install --offline failed (are dyad's dependencies in the npm cache? run npm ci first):\n${inst.stderr}`);
+test('the tarball installed in a fresh project (npm ci --offline): import dyad and dyad/torch, a training step, npx dyad --help', () => {
+  writeConsumer(path.join(tmp, packed.filename));
+  const inst = run('npm', ['ci', '--offline', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: consumer });
+  assert.equal(inst.status, 0, `npm ci --offline failed (are dyad's dependencies in the npm cache? run npm ci in the project first):\n${inst.stderr}`);
   const installed = path.join(consumer, 'node_modules', 'dyad');
   assert.ok(existsSync(path.join(installed, 'dist', 'src', 'index.js')));
   assert.ok(!existsSync(path.join(installed, 'native', 'build')), 'no addon comes with the package');
