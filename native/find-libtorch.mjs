@@ -22,7 +22,9 @@ export function requestedLibtorch(env = process.env) {
 /** libtorch's version from its headers (torch/version.h, present since 1.10), or null. */
 export function libtorchVersion(include) {
   for (const dir of include) {
-    for (const f of [path.join(dir, 'torch', 'csrc', 'api', 'include', 'torch', 'version.h'), path.join(dir, 'torch', 'version.h')]) {
+    // 2.x from 2.9 or so: torch/headeronly/version.h (the api header only includes it).
+    const files = [['torch', 'headeronly', 'version.h'], ['torch', 'csrc', 'api', 'include', 'torch', 'version.h'], ['torch', 'version.h']];
+    for (const f of files.map((p) => path.join(dir, ...p))) {
       if (!existsSync(f)) continue;
       const h = readFileSync(f, 'utf8');
       const n = (k) => new RegExp(`#define\\s+TORCH_VERSION_${k}\\s+(\\d+)`).exec(h)?.[1];
