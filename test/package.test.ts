@@ -174,6 +174,9 @@ test('without libtorch, the first import of the installed package lists the thre
   assert.match(out.message, /pip install torch, then LIBTORCH_USE_PYTORCH=1/);
   assert.match(out.message, /official archive .* LIBTORCH=\/path\/to\/libtorch/);
   assert.match(r.stderr, /no libtorch addon is built yet for LIBTORCH=/, 'the reason for the build is said first');
+  const cli = run('npx', ['--offline', '--no-install', 'dyad', 'build-native'], { cwd: consumer, env });
+  assert.equal(cli.status, 1);
+  assert.match(cli.stderr, /dyad: error: dyad could not find libtorch[^]*apt-get install libtorch-dev[^]*LIBTORCH_USE_PYTORCH=1[^]*LIBTORCH=\/path\/to\/libtorch/);
 });
 
 test('an addon built for another libtorch is explained before loading, not a dlopen failure', () => {

@@ -18,6 +18,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, openSync, closeSync, writeSync, renameSync, rmSync, statSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { HubError, RepoCache, hubCacheDir, isCommit } from './cache.js';
 
@@ -54,7 +55,8 @@ export function hubToken(o: HubOptions = {}): string | null {
   if (o.token === false) return null;
   if (o.token) return o.token;
   if (process.env.HF_TOKEN) return process.env.HF_TOKEN;
-  const file = process.env.HF_TOKEN_PATH ?? path.join(process.env.HF_HOME ?? path.join(hubCacheDir(), '..'), 'token');
+  const home = process.env.HF_HOME ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'huggingface');
+  const file = process.env.HF_TOKEN_PATH ?? path.join(home, 'token');
   try {
     return readFileSync(file, 'utf8').trim() || null;
   } catch {
