@@ -9,6 +9,8 @@ import { createHash } from 'node:crypto';
 import { createServer, type Server, type IncomingMessage } from 'node:http';
 import { mkdtempSync, rmSync, readFileSync, existsSync, lstatSync, readlinkSync, readdirSync, writeFileSync, mkdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { packageRoot } from '../src/torch/package_root.js';
 import path from 'node:path';
 import {
   hubDownload, snapshotDownload, resolveModelSource, parseHubId, hubCacheDir, selectFiles, HubError, repoFolderName,
@@ -113,6 +115,7 @@ function handle(req: IncomingMessage, res: import('node:http').ServerResponse): 
     }
     return void res.end(part);
   }
+  if (url.startsWith('/hang/')) return; // never answers: the client's timeout must end the wait
   res.writeHead(404).end();
 }
 
@@ -326,4 +329,28 @@ test('resolveModelSource: a local path is returned untouched, without any reques
   assert.equal(await resolveModelSource(local), local);
   await assert.rejects(resolveModelSource('runs/missing.safetensors'), /neither a local file or folder nor a Hub id/);
   assert.equal(hits.length, 0);
+});
+
+test('a Hub that does not answer ends in a HubError after the timeout, not a hang', async () => {
+  const t0 = Date.now();
+  await assert.rejects(hubDownload('org/name', 'config.json', { endpoint: `${base}/hang`, timeout: 0.5, cacheDir: path.join(tmp, 'hub-hang') }),
+    (e: unknown) => (assert.ok(e instanceof HubError), assert.match((e as Error).message, /cannot reach .*\/hang for config\.json of org\/name/), true));
+  assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
+});
+
+test('dyad download ID prints the snapshot folder, and runs without the libtorch addon', async () => {
+  const bin = path.join(packageRoot(), 'bin', 'dyad.js');
+  const env = { ...process.env, HF_ENDPOINT: base, HF_HUB_CACHE: path.join(tmp, 'hub-cli'), DYAD_ADDON: path.join(tmp, 'no-addon.node') };
+  const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const c = spawn(process.execPath, [bin, 'download', 'tiny/clip@v1', '--include', 'config.json'], { env });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.on('data', (d) => (stdout += d));
+    c.stderr.on('data', (d) => (stderr += d));
+    c.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+  assert.equal(out.code, 0, out.stderr);
+  const dir = path.join(tmp, 'hub-cli', 'models--tiny--clip', 'snapshots', C1);
+  assert.equal(out.stdout.trim(), dir);
+  assert.deepEqual(snapshotNames(dir), ['config.json']);
 });
