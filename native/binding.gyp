@@ -4,7 +4,7 @@
       "target_name": "dyad",
       "sources": ["src/addon.cc", "src/allocator.cc", "src/handle.cc", "src/ops.cc", "src/jit.cc"],
       "include_dirs": [
-        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "<!(node find-libtorch.mjs napi)",
         "<!@(node find-libtorch.mjs include)"
       ],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "<!@(node find-libtorch.mjs defines)"],

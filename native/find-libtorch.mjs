@@ -3,10 +3,52 @@
 //   1. LIBTORCH=/path        a directory with include/ and lib/ (an unpacked libtorch zip or a pip torch dir)
 //   2. LIBTORCH_USE_PYTORCH=1 ask a Python torch for its paths (PYTHON=... picks the interpreter)
 //   3. the system install     Debian's libtorch-dev (/usr/include/torch, /usr/lib/<triplet>/libtorch.so)
-// Usage: node find-libtorch.mjs [include|libs|defines|json]
-import { existsSync, readdirSync } from 'node:fs';
+// Usage: node find-libtorch.mjs [include|libs|defines|napi|json]
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import path from 'node:path';
+
+/**
+ * What the environment asks for, without looking anything up (src/torch/addon.ts computes the
+ * same string): an addon records it, and is reused only while it is unchanged.
+ */
+export function requestedLibtorch(env = process.env) {
+  if (env.LIBTORCH) return `LIBTORCH=${env.LIBTORCH}`;
+  if (env.LIBTORCH_USE_PYTORCH === '1') return `LIBTORCH_USE_PYTORCH=1 (${env.PYTHON || 'python3'})`;
+  return 'system';
+}
+
+/** libtorch's version from its headers (torch/version.h, present since 1.10), or null. */
+export function libtorchVersion(include) {
+  for (const dir of include) {
+    // 2.x from 2.9 or so: torch/headeronly/version.h (the api header only includes it).
+    const files = [['torch', 'headeronly', 'version.h'], ['torch', 'csrc', 'api', 'include', 'torch', 'version.h'], ['torch', 'version.h']];
+    for (const f of files.map((p) => path.join(dir, ...p))) {
+      if (!existsSync(f)) continue;
+      const h = readFileSync(f, 'utf8');
+      const n = (k) => new RegExp(`#define\\s+TORCH_VERSION_${k}\\s+(\\d+)`).exec(h)?.[1];
+      if (n('MAJOR') !== undefined) return `${n('MAJOR')}.${n('MINOR')}.${n('PATCH')}`;
+    }
+  }
+  return null;
+}
+
+/**
+ * The identity of the libtorch library in `libdir` (the real file behind libtorch_cpu.so, or
+ * libtorch.so, with its size and time): an addon built against it records this, and a later
+ * upgrade or removal of libtorch changes it, which is checked before the addon is loaded.
+ */
+export function libtorchFingerprint(libdir) {
+  for (const name of ['libtorch_cpu.so', 'libtorch.so', 'libtorch_cpu.dylib', 'libtorch.dylib']) {
+    const f = path.join(libdir, name);
+    if (!existsSync(f)) continue;
+    const real = realpathSync(f);
+    const st = statSync(real);
+    return { file: real, size: st.size, mtimeMs: Math.round(st.mtimeMs) };
+  }
+  return null;
+}
 
 function fromDir(root, how) {
   const inc = path.join(root, 'include');
@@ -59,10 +101,22 @@ export function findLibtorch() {
   tried.push(`system install: no libtorch.so with ATen headers in ${process.env.LIBTORCH_SYSTEM_DIRS ?? '/usr or /usr/local'}`);
   throw new Error(
     'dyad could not find libtorch. Tried:\n  - ' + tried.join('\n  - ') +
-    '\nFix it one of three ways:\n' +
-    '  1. LIBTORCH=/path/to/libtorch (a directory with include/ and lib/)\n' +
-    '  2. LIBTORCH_USE_PYTORCH=1 with a python3 that can `import torch`\n' +
-    '  3. apt-get install libtorch-dev libopenblas0-openmp (Debian/Ubuntu system install)');
+    '\nGet one of three ways:\n' +
+    '  1. apt-get install libtorch-dev libopenblas0-openmp (Debian/Ubuntu system install)\n' +
+    '  2. pip install torch, then LIBTORCH_USE_PYTORCH=1 (PYTHON=... picks the interpreter)\n' +
+    '  3. the official archive from https://pytorch.org (LibTorch, C++), unpacked, then LIBTORCH=/path/to/libtorch');
+}
+
+/** findLibtorch() plus what an addon records: version, library identity, the request. */
+export function describeLibtorch() {
+  const r = findLibtorch();
+  return { ...r, version: libtorchVersion(r.include), fingerprint: libtorchFingerprint(r.libdir), requested: requestedLibtorch() };
+}
+
+/** node-addon-api's headers, resolved from this package (the build may run in a cache folder). */
+function napiInclude() {
+  if (process.env.DYAD_NAPI_INCLUDE) return process.env.DYAD_NAPI_INCLUDE;
+  return path.resolve(createRequire(import.meta.url)('node-addon-api').include_dir);
 }
 
 function libs(r) {
@@ -74,12 +128,16 @@ function libs(r) {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   try {
-    const r = findLibtorch();
     const what = process.argv[2] || 'json';
+    if (what === 'napi') {
+      console.log(napiInclude());
+      process.exit(0);
+    }
+    const r = findLibtorch();
     if (what === 'include') console.log(r.include.join(' '));
     else if (what === 'libs') console.log(libs(r).join(' '));
     else if (what === 'defines') console.log(r.abi !== undefined ? `_GLIBCXX_USE_CXX11_ABI=${r.abi}` : '');
-    else console.log(JSON.stringify({ ...r, libs: libs(r) }, null, 2));
+    else console.log(JSON.stringify({ ...describeLibtorch(), libs: libs(r) }, null, 2));
   } catch (e) {
     console.error(e.message);
     process.exit(1);

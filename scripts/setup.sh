@@ -30,8 +30,5 @@ fi
 export ONNXRUNTIME_NODE_INSTALL=skip
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "dyad setup: npm ci"
-  # @lancedb/lancedb lists optional binaries for other platforms that some registries lack, which
-  # leaves them out of the lock file; npm ci then refuses the lock, and npm install (same pinned
-  # versions, tolerant of missing optional packages) is the fallback.
-  npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error
+  npm ci --no-audit --no-fund --loglevel=error
 fi

@@ -32,3 +32,4 @@ export { Model, Results, Probs, TaskError, SourceError, CLIPEmbedder, zeroShot, 
 export { Classifier } from './models/classifier.js';
 export { Index, IndexError, ThumbnailEmbedder, writeDuplicatesReport, type Embedder, type SearchHit, type DuplicateGroup } from './search/index.js';
 export * from './export/index.js';
+export { hubDownload, snapshotDownload, resolveModelSource, parseHubId, hubCacheDir, HubError, type HubOptions, type SnapshotOptions, type HubId } from './hub/index.js';

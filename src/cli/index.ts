@@ -9,6 +9,8 @@ import { registerClipCommands } from './clip.js';
 import { registerSearchCommands } from './search.js';
 import { registerConvertCommand } from './convert.js';
 import { registerExportCommand } from './export.js';
+import { registerHubCommands } from './hub.js';
+import { registerNativeCommands } from './native.js';
 
 export function program(): Command {
   const p = new Command('dyad')
@@ -21,6 +23,8 @@ export function program(): Command {
   registerSearchCommands(p);
   registerConvertCommand(p);
   registerExportCommand(p);
+  registerHubCommands(p);
+  registerNativeCommands(p);
   return p;
 }
 

@@ -1,26 +1,21 @@
 /**
- * Loads dyad's libtorch addon (`native/build/Release/dyad.node`). The addon is
- * context-aware, so it loads in the main thread and in every worker thread.
+ * Loads dyad's libtorch addon (`native/build/Release/dyad.node` in a clone, the cache folder in an
+ * installed package: see addon.ts). The addon is context-aware, so it loads in the main thread and
+ * in every worker thread.
  */
 import { createRequire } from 'node:module';
-import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DyadError, TorchError } from './errors.js';
 import type { NativeOps } from './native_ops.js';
+import { packageRoot } from './package_root.js';
+import { buildTarget, decideAddon, dyadCacheRoot, gatherAddonState, type AddonMeta } from './addon.js';
 
 export type { Handle, NativeOps } from './native_ops.js';
 
-/** The package root: the nearest folder above this file that holds package.json. */
-export function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'native'))) return dir;
-    const up = path.dirname(dir);
-    if (up === dir) throw new DyadError('ADDON', 'dyad: cannot find the package root (package.json with native/) above ' + fileURLToPath(import.meta.url));
-    dir = up;
-  }
-}
+export { packageRoot };
 
 /**
  * OpenMP's default makes idle worker threads spin for GOMP_SPINCOUNT = 300,000 rounds (a
@@ -78,25 +73,57 @@ function preferModernOpenBLASKernels(): void {
  */
 export const envSetByDyad: string[] = [];
 
+/**
+ * Picks the addon (addon.ts: DYAD_ADDON, the package's native/build, the cache folder), builds one
+ * into the cache folder when none fits the libtorch asked for, and loads it.
+ */
 function load(): NativeOps {
   preferShortSpinOpenMP();
   preferModernOpenBLASKernels();
-  const file = process.env.DYAD_ADDON ?? path.join(packageRoot(), 'native', 'build', 'Release', 'dyad.node');
-  if (!existsSync(file)) {
-    throw new DyadError('ADDON',
-      `dyad: the libtorch addon is not built (${file} is missing). Run \`npm run build:native\` ` +
-        '(needs libtorch: apt-get install libtorch-dev libopenblas0-openmp, or LIBTORCH=/path, or LIBTORCH_USE_PYTORCH=1).',
-    );
+  const root = packageRoot();
+  let decision = decideAddon(gatherAddonState(root));
+  if (decision.kind === 'build') {
+    buildAddonNow(root, decision.reason);
+    decision = decideAddon({ ...gatherAddonState(root), autoBuild: false });
   }
+  if (decision.kind === 'error') throw new DyadError('ADDON', decision.message);
+  if (decision.kind !== 'load') throw new DyadError('ADDON', 'dyad: internal error: no addon was chosen');
+  const file = decision.file;
   const require = createRequire(import.meta.url);
   try {
     return require(file) as NativeOps;
   } catch (e) {
+    let built = '';
+    try {
+      const rec = (JSON.parse(readFileSync(`${file}.json`, 'utf8')) as AddonMeta).libtorch;
+      built = ` It was built against libtorch ${rec.version} in ${rec.libdir} (${rec.how}).`;
+    } catch { /* no record */ }
     throw new DyadError('ADDON',
-      `dyad: cannot load the libtorch addon ${file}: ${(e as Error).message}. ` +
-        'If libtorch moved or was removed, reinstall it (apt-get install libtorch1.13) or rebuild with `npm run build:native -- --force`.',
+      `dyad: cannot load the libtorch addon ${file}: ${(e as Error).message}.${built} ` +
+        'If libtorch moved or was removed, reinstall it (apt-get install libtorch1.13) or rebuild with ' +
+        '`npx dyad build-native` (in a clone: `npm run build:native -- --force`).',
       { cause: e },
     );
+  }
+}
+
+/** Runs native/build-addon.mjs synchronously (its progress goes to stderr); throws its error. */
+function buildAddonNow(root: string, reason: string): void {
+  const target = buildTarget(root);
+  if (target === null) {
+    throw new DyadError('ADDON', `dyad: ${reason}, and neither the cache folder (${dyadCacheRoot()}: set DYAD_CACHE) ` +
+      `nor ${path.join(root, 'native', 'build')} is writable to build one. Run \`npx dyad build-native\` with DYAD_CACHE set to a writable folder.`);
+  }
+  process.stderr.write(`dyad: ${reason}\n`);
+  const errorFile = path.join(os.tmpdir(), `dyad-addon-error-${process.pid}.txt`);
+  const r = spawnSync(process.execPath, [path.join(root, 'native', 'build-addon.mjs'), ...target, '--error-file', errorFile], { stdio: ['ignore', 2, 2] });
+  if (r.status !== 0) {
+    let why = `exit code ${r.status ?? r.signal}`;
+    if (existsSync(errorFile)) {
+      why = readFileSync(errorFile, 'utf8');
+      rmSync(errorFile, { force: true });
+    }
+    throw new DyadError('ADDON', `dyad: the libtorch addon could not be built: ${why}`);
   }
 }
 
