@@ -245,7 +245,7 @@ test('fromPretrained: strict keys (missing and unexpected are errors, listed), p
   mkdirSync(noWeights);
   writeFileSync(path.join(noWeights, 'config.json'), JSON.stringify({ model_type: 'clip' }));
   writeFileSync(path.join(noWeights, 'pytorch_model.bin'), 'x');
-  assert.throws(() => CLIPModel.fromPretrained(noWeights), /no model\.safetensors \(only pytorch_model\.bin.*save_file/);
+  assert.throws(() => CLIPModel.fromPretrained(noWeights), /noweights\/pytorch_model\.bin: not a torch\.save file/);
   writeFileSync(path.join(noWeights, 'config.json'), JSON.stringify({ model_type: 'bert' }));
   assert.throws(() => CLIPModel.fromPretrained(noWeights), /model_type 'bert' is not 'clip'/);
 });
@@ -463,6 +463,33 @@ test('savePretrained → fromPretrained round trip (HF folder), identity names t
   assert.match(m.identity, /^clip:[0-9a-f]{64}$/);
   assert.equal(m.identity, CLIPModel.fromPretrained(out).identity);
   assert.notEqual(m.identity, model.identity); // different files, although the same values
+  m.dispose();
+});
+
+test('a folder with only pytorch_model.bin (torch.save by PyTorch) loads the same weights as model.safetensors', { skip: !hasTorchPy && 'no /usr/bin/python3 with torch' }, () => {
+  const out = path.join(tmp, 'saved');
+  const bin = path.join(tmp, 'bin-only');
+  mkdirSync(bin, { recursive: true });
+  for (const f of ['config.json', 'preprocessor_config.json', 'vocab.json', 'merges.txt']) writeFileSync(path.join(bin, f), readFileSync(path.join(out, f)));
+  // PyTorch reads the safetensors file by hand (8-byte header length, JSON header, raw data) and torch.saves the state dict
+  const py = `import json, struct, sys, collections, numpy as np, torch
+raw = open(sys.argv[1], 'rb').read()
+n = struct.unpack('<Q', raw[:8])[0]
+head = json.loads(raw[8:8 + n])
+sd = collections.OrderedDict()
+for k, v in head.items():
+    if k == '__metadata__': continue
+    a, b = v['data_offsets']
+    sd[k] = torch.from_numpy(np.frombuffer(raw[8 + n + a:8 + n + b], dtype={'F32': np.float32, 'I64': np.int64}[v['dtype']]).reshape(v['shape']).copy())
+torch.save(sd, sys.argv[2])`;
+  const r = spawnSync(PY, ['-c', py, path.join(out, 'model.safetensors'), path.join(bin, 'pytorch_model.bin')], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const m = CLIPModel.fromPretrained(bin);
+  torch.scope(() => {
+    const a = model.stateDict();
+    for (const [k, t] of m.stateDict()) assert.ok(t.equal(a.get(k)!), k);
+  });
+  assert.deepEqual(m.weightsFiles, [path.join(bin, 'pytorch_model.bin')]);
   m.dispose();
 });
 

@@ -354,3 +354,42 @@ test('dyad download ID prints the snapshot folder, and runs without the libtorch
   assert.equal(out.stdout.trim(), dir);
   assert.deepEqual(snapshotNames(dir), ['config.json']);
 });
+
+test('Model.load(hf://…) and CLIPModel.download fetch a real tiny CLIP; fromPretrained(id) then reads it from the cache with the Hub stopped', async () => {
+  const torch = await import('../src/torch/index.js');
+  const { CLIPModel } = await import('../src/models/clip/model.js');
+  const { Model } = await import('../src/api/model.js');
+  const src = path.join(tmp, 'real-clip-src');
+  torch.manualSeed(0);
+  const text = { hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2, max_position_embeddings: 16, hidden_act: 'quick_gelu' };
+  const vision = { hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2, image_size: 16, patch_size: 8, num_channels: 3, hidden_act: 'quick_gelu' };
+  const made = new CLIPModel({ text_config: text, vision_config: vision, projection_dim: 8 });
+  made.savePretrained(src);
+  repos['tiny/real-clip'] = { commits: { [C1]: Object.fromEntries(readdirSync(src).map((f) => [f, readFileSync(path.join(src, f))])) }, refs: { main: C1 } };
+  const cache = path.join(tmp, 'hub-real');
+  process.env.HF_HUB_CACHE = cache;
+  try {
+    assert.throws(() => CLIPModel.fromPretrained('tiny/real-clip'), (e: unknown) => e instanceof HubError && /not in the Hugging Face cache[\s\S]*npx dyad download tiny\/real-clip/.test((e as Error).message));
+    const model = await Model.load('hf://tiny/real-clip');
+    assert.equal(model.task, 'clip');
+    const same = (a: import('../src/nn/index.js').Module, b: import('../src/nn/index.js').Module): void => torch.scope(() => {
+      const sb = b.stateDict();
+      for (const [k, t] of a.stateDict()) assert.ok(t.equal(sb.get(k)!), k);
+    });
+    same(model.net!.clip!, made);
+    const [v] = await model.embed([torch.zeros([3, 16, 16], { dtype: 'uint8' })]);
+    assert.equal(v!.length, 8);
+    model.dispose();
+    await stopServer();
+    const fromCache = CLIPModel.fromPretrained('tiny/real-clip'); // the cache alone, no server
+    same(fromCache, made);
+    fromCache.dispose();
+    const again = await CLIPModel.download('hf://tiny/real-clip', { offline: true });
+    same(again, made);
+    again.dispose();
+  } finally {
+    made.dispose();
+    process.env.HF_HUB_CACHE = path.join(tmp, 'hub');
+    if (!server.listening) await startServer();
+  }
+});

@@ -37,14 +37,17 @@ import { TASKS } from './tasks.js';
 import { freshRunDir, type TrainOutcome } from './trainer.js';
 import type { ValMetrics } from './validator.js';
 import { writeFileAtomic } from '../torch/io.js';
+import { localOrHub } from '../hub/index.js';
 import { isTorchScriptFile } from '../nn/index.js';
 import { loadTorchvisionClassifier } from '../export/pytorch.js';
 import { exportNetOnnx } from '../export/onnx/net.js';
 import { exportClipOnnx } from '../export/onnx/clip.js';
 import type { TorchvisionArch } from '../models/torchvision.js';
 
-/** `Model.load` of a torchvision state dict (`.pth`, `.pt`, `pytorch_model.bin`): its architecture and class names. */
+/** `Model.load` options beyond the model's overrides: a Hub revision; a torchvision state dict's (`.pth`, `.pt`) architecture and class names. */
 export interface LoadOptions {
+  /** A Hub id's revision (branch, tag or commit), as `hf://org/name@revision` does. */
+  revision?: string;
   /** torchvision architecture (default 'resnet18'). */
   arch?: TorchvisionArch;
   /** Class names of the checkpoint's head (default '0', '1', ...). */
@@ -107,13 +110,16 @@ export class Model implements Embedder {
   /**
    * Loads a dyad checkpoint: a self-supervised run's `best.safetensors` (an embedder), a
    * classifier from `linearProbe` / `finetune` / supervised training, or a CLIP (a Hugging Face
-   * CLIP folder, or a `dyad train --method clip` checkpoint: task 'clip', see `setClasses`).
+   * CLIP folder, or a `dyad train --method clip` checkpoint: task 'clip', see `setClasses`), a
+   * torchvision state dict (`resnet18.pth`, `{ arch }`), or any of these on the Hugging Face Hub
+   * (`hf://org/name[@revision]`, fetched once into the HF cache; nothing downloads otherwise).
    * @throws CheckpointError for a missing or damaged file, or weights that do not fit its config.
    */
   static async load(weights: string, overrides: ModelOverrides & LoadOptions = {}): Promise<Model> {
-    const { arch, names, ...rest } = overrides;
+    const { arch, names, revision, ...rest } = overrides;
     const m = new Model(rest);
-    m.#setNet(/\.(pth|pt|bin)$/i.test(weights) ? loadTorchvisionNet(weights, { arch, names }) : loadNet(weights));
+    const file = await localOrHub(weights, { revision });
+    m.#setNet(/\.(pth|pt|bin)$/i.test(file) ? loadTorchvisionNet(file, { arch, names }) : loadNet(file));
     return m;
   }
 

@@ -12,6 +12,7 @@ import { trainClip, type ClipTrainConfig } from '../engine/clip_trainer.js';
 import { CLIPEmbedder } from '../api/clip_embedder.js';
 import { Model } from '../api/model.js';
 import { intArg } from './args.js';
+import { localOrHub } from '../hub/index.js';
 import { registerEmbedderLoader } from './embedders.js';
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
@@ -46,6 +47,7 @@ export function registerClipCommands(p: Command): void {
       if (o.threads) torch.setNumThreads(o.threads);
       const labels = parseLabels(o.labels);
       const templates = parseTemplates(o);
+      o.model = await localOrHub(o.model); // a Hub id is fetched once into the HF cache
       // not a CLIP: fromPretrained's error says what to pass
       if (!CLIPModel.isCLIPPath(o.model)) CLIPModel.fromPretrained(o.model).dispose();
       const model = (await Model.load(o.model)).setClasses(labels, { templates });

@@ -4,6 +4,7 @@
  * importing each other.
  */
 import type { Embedder } from '../search/embedder.js';
+import { localOrHub } from '../hub/index.js';
 
 /** A loaded model as the index uses it; `dispose` frees its tensors. */
 export type LoadedEmbedder = Embedder & { dispose?(): void };
@@ -23,6 +24,7 @@ export function registerEmbedderLoader(loader: EmbedderLoader): void {
 
 /** Loads `weights` with the first registered loader that takes it, else as a dyad `Model`. */
 export async function loadEmbedder(weights: string, options: { batch?: number; threads?: number } = {}): Promise<LoadedEmbedder> {
+  weights = await localOrHub(weights); // a Hub id is fetched once into the HF cache
   for (const l of loaders) {
     const e = await l(weights, options);
     if (e) return e;

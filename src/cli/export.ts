@@ -7,6 +7,7 @@
 import { statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { intArg } from './args.js';
+import { localOrHub } from '../hub/index.js';
 import { writeFileAtomic } from '../torch/io.js';
 import { exportOnnx } from '../export/onnx/export.js';
 import { exportNetOnnx } from '../export/onnx/net.js';
@@ -31,6 +32,7 @@ export function registerExportCommand(p: Command): void {
     .option('--opset <n>', 'ONNX opset (17)', intArg('--opset', 1), 17)
     .option('--no-dynamic', 'fix the batch size to 1 instead of a dynamic batch axis')
     .action(async (a: ExportArgs) => {
+      a.weights = await localOrHub(a.weights); // a Hub id is fetched once into the HF cache
       if (a.format !== 'onnx') throw new Error(`--format: only 'onnx' is supported, got '${a.format}'`);
       const o = { half: a.half ?? false, opset: a.opset, dynamicBatch: a.dynamic };
       const base = a.weights.replace(/[/\\]+$/, '');

@@ -39,6 +39,7 @@ import { cacheFits, type CacheMode } from './data.js';
 import { backboneSpec } from './config.js';
 import { check, definedOnly, mergeOptions } from './options.js';
 import { fit, type EpochRow, type LoopCallbacks } from './loop.js';
+import { localOrHub } from '../hub/index.js';
 
 export interface ClipTrainConfig {
   method: 'clip';
@@ -270,7 +271,7 @@ export async function trainClip(options: Partial<ClipTrainConfig> = {}, hooks: C
     const ch = (v.dyad_backbone ? v.dyad_backbone.inChannels : v.num_channels) === 1 ? 1 : 3;
     model = new CLIPModel(cfg as unknown as Record<string, unknown>, { processor: parseProcessorConfig(saved.processor, size, ch) });
   } else if (config.model) {
-    model = CLIPModel.fromPretrained(config.model);
+    model = CLIPModel.fromPretrained(await localOrHub(config.model));
     freezeVision = false;
   } else {
     ({ model, freezeVision } = buildClipModel(config));

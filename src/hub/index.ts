@@ -5,4 +5,4 @@
  */
 export { HubError, RepoCache, hubCacheDir, repoFolderName, isCommit } from './cache.js';
 export { hubDownload, cachedHubFile, fileMetadata, hubEndpoint, hubOffline, hubToken, normalizeEtag, sha256File, type HubOptions } from './download.js';
-export { snapshotDownload, resolveModelSource, parseHubId, selectFiles, globToRegExp, MODEL_FILE_PATTERNS, type SnapshotOptions, type HubId } from './snapshot.js';
+export { snapshotDownload, resolveModelSource, localOrHub, localOrCachedHub, parseHubId, selectFiles, globToRegExp, MODEL_FILE_PATTERNS, type SnapshotOptions, type HubId } from './snapshot.js';

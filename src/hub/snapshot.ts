@@ -5,6 +5,7 @@
  * local folder or file. Nothing is downloaded unless a Hub id is named.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { HubError, RepoCache, hubCacheDir } from './cache.js';
 import { hubDownload, hubEndpoint, hubOffline, hubToken, httpError, type HubOptions } from './download.js';
 
@@ -147,4 +148,34 @@ export async function resolveModelSource(idOrPath: string, o: SnapshotOptions = 
   const opts = { ...o, revision: o.revision ?? id.revision };
   if (id.file) return hubDownload(id.repoId, id.file, opts);
   return snapshotDownload(id.repoId, opts);
+}
+
+/**
+ * `idOrPath` if it is a local path or not a Hub id; else the Hub id resolved (downloaded once,
+ * cached): how `Model.load`, `CLIPModel.download` and the CLI's `--weights` / `--model` take
+ * `hf://org/name[@rev]` and bare `org/name[@rev]` ids. A path that exists always wins.
+ */
+export async function localOrHub(idOrPath: string, o: SnapshotOptions = {}): Promise<string> {
+  if (!idOrPath.startsWith('hf://') && (existsSync(idOrPath) || parseHubId(idOrPath) === null)) return idOrPath;
+  return resolveModelSource(idOrPath, o);
+}
+
+/**
+ * The synchronous variant for constructors that cannot wait (`CLIPModel.fromPretrained`): a
+ * local path, or a Hub id already in the Hugging Face cache (filled by dyad or by Python's
+ * huggingface_hub); a Hub id that is not cached is a HubError that says how to fetch it.
+ */
+export function localOrCachedHub(idOrPath: string, o: Pick<SnapshotOptions, 'revision' | 'cacheDir'> = {}): string {
+  if (!idOrPath.startsWith('hf://') && (existsSync(idOrPath) || parseHubId(idOrPath) === null)) return idOrPath;
+  const id = parseHubId(idOrPath)!;
+  const revision = o.revision ?? id.revision ?? 'main';
+  const cache = new RepoCache(id.repoId, o.cacheDir ?? hubCacheDir());
+  const commit = cache.commitFor(revision);
+  const dir = commit === null ? null : cache.snapshotDir(commit);
+  const target = dir === null ? null : id.file ? path.join(dir, ...id.file.split('/')) : dir;
+  if (target === null || !existsSync(target)) {
+    throw new HubError(`${idOrPath} is not a local path, and the Hub model ${id.repoId}@${revision} is not in the Hugging Face cache (${cache.dir}). ` +
+      `Download it first: \`npx dyad download ${id.repoId}${id.revision ? ` --revision ${id.revision}` : ''}\`, or \`await CLIPModel.download('${id.repoId}')\`, or \`await Model.load('hf://${id.repoId}')\``);
+  }
+  return target;
 }

@@ -28,6 +28,7 @@ import * as nn from '../../nn/index.js';
 import * as torch from '../../torch/index.js';
 import type { Tensor } from '../../torch/index.js';
 import { loadFile, readHeader, saveFile } from '../../torch/safetensors.js';
+import { localOrCachedHub, localOrHub, type SnapshotOptions } from '../../hub/index.js';
 import { fileSha256, sha256, writeFileAtomic } from '../../torch/io.js';
 import { VisionTransformer } from '../vit.js';
 import { createBackbone, type BackboneSpec } from '../index.js';
@@ -200,7 +201,7 @@ export class CLIPModel extends nn.Module {
    * @throws CLIPError / CLIPConfigError / nn.StateDictError naming the file and the problem.
    */
   static fromPretrained(pathOrDir: string, opts: FromPretrainedOptions = {}): CLIPModel {
-    const p = path.resolve(pathOrDir);
+    const p = path.resolve(localOrCachedHub(pathOrDir));
     if (!existsSync(p)) {
       throw new CLIPError(`${pathOrDir} does not exist. Pass the folder of a Hugging Face CLIP checkpoint (config.json, model.safetensors, tokenizer files), ` +
         'e.g. one downloaded with `huggingface-cli download openai/clip-vit-base-patch32 --local-dir DIR`, or a dyad CLIP checkpoint (best.safetensors).');
@@ -252,17 +253,19 @@ export class CLIPModel extends nn.Module {
       if (missing.length > 0) throw new CLIPError(`${index} lists shards that are not in ${shown}: ${missing.map((f) => path.basename(f)).join(', ')}; download them too`);
       return files;
     }
-    const bin = ['pytorch_model.bin', 'tf_model.h5', 'flax_model.msgpack'].find((f) => existsSync(path.join(dir, f)));
-    throw new CLIPError(`${shown} has no model.safetensors` + (bin ? ` (only ${bin}, which dyad does not read: it only loads safetensors). Download model.safetensors ` +
-      `(huggingface-cli download REPO model.safetensors --local-dir ${shown}) or convert the file once with Python: ` +
-      `safetensors.torch.save_file(torch.load('pytorch_model.bin'), 'model.safetensors')` : '. Download the checkpoint\'s model.safetensors into the folder.'));
+    // PyTorch's pickle format, read by dyad's restricted unpickler (tensors and containers only)
+    const bin = path.join(dir, 'pytorch_model.bin');
+    if (existsSync(bin)) return [bin];
+    const other = ['tf_model.h5', 'flax_model.msgpack'].find((f) => existsSync(path.join(dir, f)));
+    throw new CLIPError(`${shown} has no model.safetensors or pytorch_model.bin` + (other ? ` (only ${other}, a TensorFlow/Flax file dyad does not read). Download model.safetensors ` +
+      `(npx dyad download REPO, or huggingface-cli download REPO model.safetensors --local-dir ${shown})` : '. Download the checkpoint\'s model.safetensors into the folder.'));
   }
 
   #loadWeightFiles(files: string[], strict: boolean): void {
     const sd = new Map<string, Tensor>();
     try {
       for (const f of files) {
-        const { tensors } = loadFile(f);
+        const tensors = f.endsWith('.bin') ? torch.loadStateDict(f) : loadFile(f).tensors;
         for (const [k, t] of tensors) {
           if (isPositionIds(k)) t.dispose();
           else sd.set(k, t);
@@ -292,6 +295,15 @@ export class CLIPModel extends nn.Module {
     const m = sd instanceof Map ? sd : new Map(Object.entries(sd));
     const filtered = new Map([...m].filter(([k]) => !isPositionIds(k)));
     this.#loadState(filtered, opts.strict ?? true, 'state dict');
+  }
+
+  /**
+   * A CLIP from the Hugging Face Hub by id (`openai/clip-vit-base-patch32`, `org/name@revision`,
+   * `hf://org/name`): its config, tokenizer, preprocessor and weights are downloaded once into the
+   * HF cache (see `src/hub/`), then loaded with `fromPretrained`, which also takes the id once cached.
+   */
+  static async download(id: string, opts: FromPretrainedOptions & SnapshotOptions = {}): Promise<CLIPModel> {
+    return CLIPModel.fromPretrained(await localOrHub(id, opts), opts);
   }
 
   /** A dyad CLIP training checkpoint (`dyad train --method clip`'s last/best.safetensors). */
