@@ -6,7 +6,8 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import sharp from 'sharp';
 import os from 'node:os';
 import path from 'node:path';
 import * as torch from '../src/torch/index.js';
@@ -150,4 +151,27 @@ test('config validation names the option and the fix; the CLI lists the methods 
   assert.equal(r.status, 0);
   assert.match(r.stdout.replace(/\s+/g, ' '), /"byol", "simsiam", "barlow", "vicreg", "dino", "nnclr", "supcon", "triplet", "autoencoder"/);
   for (const flag of ['--ema-momentum', '--teacher-temperature', '--margin', '--mining', '--samples-per-class']) assert.ok(r.stdout.includes(flag), flag);
+});
+
+test('dyad train --method triplet (and supcon) from the CLI on a folder with class subfolders', async () => {
+  const dir = path.join(root, 'folder');
+  const { images, labels } = makeImages(12);
+  const px = images.toTypedArray() as Uint8Array;
+  for (let i = 0; i < labels.length; i++) {
+    const d = path.join(dir, `c${labels[i]}`);
+    mkdirSync(d, { recursive: true });
+    await sharp(Buffer.from(px.subarray(i * 256, (i + 1) * 256)), { raw: { width: 16, height: 16, channels: 1 } }).png().toFile(path.join(d, `${i}.png`));
+  }
+  const cli = path.join(packageRoot(), 'bin', 'dyad.js');
+  for (const [method, flags] of [['triplet', ['--samples-per-class', '4', '--mining', 'semi-hard', '--margin', '0.3']], ['supcon', ['--temperature', '0.2']]] as const) {
+    const out = path.join(root, `cli-${method}`);
+    const r = spawnSync(process.execPath, [cli, 'train', '--method', method, '--data', dir, '--image-size', '16', '--channels', '1', '--width', '8', '--batch', '16',
+      '--epochs', '1', '--max-steps-per-epoch', '2', '--threads', '1', ...flags, '--out', out], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /knn_top1/);
+    assert.ok(existsSync(path.join(out, 'best.safetensors')));
+  }
+  const bad = spawnSync(process.execPath, [cli, 'train', '--method', 'triplet', '--data', dir, '--batch', '18', '--samples-per-class', '4', '--out', path.join(root, 'cli-bad')], { encoding: 'utf8' });
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /batch 18 must be a multiple of samplesPerClass 4/);
 });
