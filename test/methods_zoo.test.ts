@@ -1,6 +1,8 @@
 // The method zoo end to end on synthetic images with class structure (4 classes of 16×16 shapes,
-// as engine_train.test.ts makes them, held in memory): each method trains a few steps from the
-// config and its kNN beats chance (0.25) clearly; each method's checkpoint resumes exactly (a run
+// as engine_train.test.ts makes them, held in memory; the kNN queries are other images than the
+// bank's): each method trains a few steps from the config and its kNN beats chance (0.25) clearly.
+// An untrained width-8 ResNet already scores 0.95–0.98 on these shapes, so the check catches
+// collapse and divergence, not learning: the learning is measured by `npm run bench -- methods`; each method's checkpoint resumes exactly (a run
 // stopped after epoch 1 and resumed ends with the weights of an uninterrupted one); the P×K
 // sampler; config validation and the CLI's --method list.
 import { test, before } from 'node:test';
@@ -24,8 +26,7 @@ const root = mkdtempSync(path.join(os.tmpdir(), 'dyad-zoo-'));
 let data: TrainData;
 
 /** 4 classes of 16×16 gray images: horizontal stripes, vertical stripes, a centred blob, a diagonal. */
-function makeImages(perClass: number): { images: torch.Tensor; labels: number[] } {
-  let seed = 12345;
+function makeImages(perClass: number, seed: number): { images: torch.Tensor; labels: number[] } {
   const rng = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
   const s = 16;
   const n = 4 * perClass;
@@ -51,8 +52,8 @@ function makeImages(perClass: number): { images: torch.Tensor; labels: number[] 
 }
 
 before(() => {
-  const tr = makeImages(64);
-  const te = makeImages(16);
+  const tr = makeImages(64, 12345);
+  const te = makeImages(16, 777); // other images than the bank's
   const train = new InMemoryDataset(tr.images, tr.labels, { names: ['hstripes', 'vstripes', 'blob', 'diagonal'] });
   const test = new InMemoryDataset(te.images, te.labels, { names: train.names });
   data = { name: 'shapes', train, names: train.names, channels: 1, imageSize: 16, mean: [0.4], std: [0.3],
@@ -155,7 +156,7 @@ test('config validation names the option and the fix; the CLI lists the methods 
 
 test('dyad train --method triplet (and supcon) from the CLI on a folder with class subfolders', async () => {
   const dir = path.join(root, 'folder');
-  const { images, labels } = makeImages(12);
+  const { images, labels } = makeImages(12, 99);
   const px = images.toTypedArray() as Uint8Array;
   for (let i = 0; i < labels.length; i++) {
     const d = path.join(dir, `c${labels[i]}`);

@@ -1,8 +1,8 @@
 /**
  * Barlow Twins (Zbontar et al. 2021, "Barlow Twins: Self-Supervised Learning via Redundancy
  * Reduction"): one network, a projector, and `BarlowTwinsLoss` (λ = 5e-3) on the two views'
- * projections. Projector: 3 layers of 8192 in the paper; 2048 by default here (lightly's CIFAR-10
- * benchmark). Each view runs as its own batch, so the loss's batch standardisation and the
+ * projections. Projector: 3 layers of 8192 in the paper; 2 layers of 2048 by default here (lightly's
+ * CIFAR-10 benchmark). Each view runs as its own batch, so the loss's batch standardisation and the
  * projector's batch norm see one view at a time, as in the paper.
  */
 import type { Tensor } from '../torch/index.js';
@@ -13,6 +13,7 @@ import { SelfSupervisedMethod, type Backbone, type StepContext } from './method.
 export interface BarlowTwinsOptions {
   hiddenDim?: number;
   outputDim?: number;
+  numLayers?: number;
   lambdaParam?: number;
 }
 
@@ -25,7 +26,7 @@ export class BarlowTwins extends SelfSupervisedMethod {
   constructor(backbone: Backbone, opts: BarlowTwinsOptions = {}) {
     super();
     this.backbone = backbone;
-    this.projection_head = new BarlowTwinsProjectionHead({ inputDim: backbone.featureDim, hiddenDim: opts.hiddenDim ?? 2048, outputDim: opts.outputDim ?? 2048 });
+    this.projection_head = new BarlowTwinsProjectionHead({ inputDim: backbone.featureDim, hiddenDim: opts.hiddenDim ?? 2048, outputDim: opts.outputDim ?? 2048, numLayers: opts.numLayers ?? 2 });
     this.criterion = new BarlowTwinsLoss({ lambdaParam: opts.lambdaParam });
   }
 

@@ -10,7 +10,7 @@
  *   to 1 over the run; the centre (momentum 0.9) and the teacher-temperature warm-up live in the loss.
  * - Backbones: ResNets (the head then uses batch norm, as lightly's ResNet benchmark) or ViTs
  *   (the paper's; no batch norm in the head). Head sizes default to lightly's CIFAR-10
- *   benchmark: in → 2048 → 2048 → 256 → 2048 (the paper: 65536 outputs).
+ *   benchmark: 2 layers in → 2048 → 256, then 2048 outputs (the paper: 3 layers, 65536 outputs).
  * - The representation (`embed`) is the student backbone's features.
  */
 import type { Tensor } from '../torch/index.js';
@@ -29,6 +29,7 @@ export interface DINOOptions extends Omit<DINOLossOptions, 'outputDim'> {
   outputDim?: number;
   /** Batch norm in the head's MLP (default: true for a backbone with batch norm, i.e. ResNets). */
   batchNorm?: boolean;
+  numLayers?: 2 | 3;
 }
 
 export class DINO extends SelfSupervisedMethod {
@@ -49,7 +50,7 @@ export class DINO extends SelfSupervisedMethod {
     this.backbone_momentum = makeBackbone();
     const hasBn = this.backbone.modules().some((m) => m instanceof nn.BatchNorm2d);
     const head = { inputDim: this.backbone.featureDim, hiddenDim: opts.hiddenDim ?? 2048, bottleneckDim: opts.bottleneckDim ?? 256,
-      outputDim: opts.outputDim ?? 2048, batchNorm: opts.batchNorm ?? hasBn };
+      outputDim: opts.outputDim ?? 2048, batchNorm: opts.batchNorm ?? hasBn, numLayers: opts.numLayers ?? 2 };
     this.projection_head = new DINOProjectionHead(head);
     this.projection_head_momentum = new DINOProjectionHead(head);
     initMomentumCopy(this.backbone, this.backbone_momentum);

@@ -7,8 +7,8 @@
  * Loss (eq. 2, symmetrised as lightly does): ½·[NT-Xent(NN(z0), p1) + NT-Xent(NN(z1), p0)], with
  * NN(z) the support-set row most cosine-similar to z (no gradient) and p = predictor(z). The
  * support set (`memory_bank`, `supportSetSize` rows, 98304 in the paper) takes view 1's projections
- * after each step. τ = 0.1 (the paper's). Heads: lightly's CIFAR-10 benchmark sizes by default
- * (projector in → 512 → 128, predictor 128 → 512 → 128; the paper: 2048 → 256 and 256 → 4096 → 256).
+ * after each step. τ = 0.1 (the paper's). Heads: projector in → 2048 → 256 with 2 layers (lightly's
+ * CIFAR-10 benchmark; 3 in the paper), predictor 256 → 4096 → 256.
  */
 import type { Tensor } from '../torch/index.js';
 import * as torch from '../torch/index.js';
@@ -23,6 +23,7 @@ export interface NNCLROptions {
   hiddenDim?: number;
   outputDim?: number;
   predictionHiddenDim?: number;
+  numLayers?: 2 | 3;
 }
 
 export class NNCLR extends SelfSupervisedMethod {
@@ -36,9 +37,9 @@ export class NNCLR extends SelfSupervisedMethod {
   constructor(backbone: Backbone, opts: NNCLROptions = {}) {
     super();
     this.backbone = backbone;
-    const out = opts.outputDim ?? 128;
-    this.projection_head = new NNCLRProjectionHead({ inputDim: backbone.featureDim, hiddenDim: opts.hiddenDim ?? 512, outputDim: out });
-    this.prediction_head = new NNCLRPredictionHead({ inputDim: out, hiddenDim: opts.predictionHiddenDim ?? 512, outputDim: out });
+    const out = opts.outputDim ?? 256;
+    this.projection_head = new NNCLRProjectionHead({ inputDim: backbone.featureDim, hiddenDim: opts.hiddenDim ?? 2048, outputDim: out, numLayers: opts.numLayers ?? 2 });
+    this.prediction_head = new NNCLRPredictionHead({ inputDim: out, hiddenDim: opts.predictionHiddenDim ?? 4096, outputDim: out });
     this.memory_bank = new MemoryBank({ size: opts.supportSetSize ?? 4096, dim: out });
     this.criterion = new NTXentLoss({ temperature: opts.temperature ?? 0.1 });
   }

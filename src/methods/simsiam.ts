@@ -3,9 +3,9 @@
  * a predictor on one side and a stop-gradient on the other; no negatives, no momentum encoder.
  *
  * Loss (eq. 3): ½·D(p0, stopgrad(z1)) + ½·D(p1, stopgrad(z0)) with D the negative cosine
- * similarity. Heads: the 3-layer projector whose last BN has no affine parameters, and the
- * bottleneck predictor (paper: 2048 → 2048 → 2048 and 2048 → 512 → 2048; defaults here are
- * lightly's CIFAR-10 benchmark sizes, 512 → 128 and 128 → 64 → 128 for small backbones).
+ * similarity. Heads: the projector whose last BN has no affine parameters, 2 layers in → 2048 →
+ * 2048 (the paper's CIFAR-10 setting and lightly's CIFAR-10 benchmark; 3 layers on ImageNet), and
+ * the bottleneck predictor 2048 → 512 → 2048.
  */
 import type { Tensor } from '../torch/index.js';
 import * as torch from '../torch/index.js';
@@ -17,6 +17,7 @@ export interface SimSiamOptions {
   hiddenDim?: number;
   outputDim?: number;
   predictionHiddenDim?: number;
+  numLayers?: 2 | 3;
 }
 
 export class SimSiam extends SelfSupervisedMethod {
@@ -29,9 +30,9 @@ export class SimSiam extends SelfSupervisedMethod {
   constructor(backbone: Backbone, opts: SimSiamOptions = {}) {
     super();
     this.backbone = backbone;
-    const out = opts.outputDim ?? 128;
-    this.projection_head = new SimSiamProjectionHead({ inputDim: backbone.featureDim, hiddenDim: opts.hiddenDim ?? 512, outputDim: out });
-    this.prediction_head = new SimSiamPredictionHead({ inputDim: out, hiddenDim: opts.predictionHiddenDim ?? 64, outputDim: out });
+    const out = opts.outputDim ?? 2048;
+    this.projection_head = new SimSiamProjectionHead({ inputDim: backbone.featureDim, hiddenDim: opts.hiddenDim ?? 2048, outputDim: out, numLayers: opts.numLayers ?? 2 });
+    this.prediction_head = new SimSiamPredictionHead({ inputDim: out, hiddenDim: opts.predictionHiddenDim ?? 512, outputDim: out });
   }
 
   trainingStep(views: Tensor[], _ctx: StepContext): Tensor {

@@ -2,7 +2,7 @@
  * VICReg (Bardes, Ponce & LeCun 2022, "VICReg: Variance-Invariance-Covariance Regularization for
  * Self-Supervised Learning"): one network, an expander, and `VICRegLoss` (λ = 25, μ = 25, ν = 1)
  * on the two views' embeddings. Expander: 3 layers of 8192 in the paper; 2 layers of 2048 by
- * default here (lightly's CIFAR-10 benchmark sizes). Views run as separate batches.
+ * default here (the size lightly's CIFAR-10 benchmark gives Barlow Twins' projector). Views run as separate batches.
  */
 import type { Tensor } from '../torch/index.js';
 import { VICRegLoss, type VICRegLossOptions } from '../losses/vicreg.js';

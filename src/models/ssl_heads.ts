@@ -1,13 +1,13 @@
 /**
  * The method zoo's heads, lightly's names and block lists (each a `ProjectionHead` of
  * `HeadBlock`s, so checkpoints name them `layers.0.weight`, ...). Defaults are the papers' for a
- * ResNet-50 (2048-d features); the methods (`src/methods/`) pass smaller sizes for small backbones,
- * as lightly's CIFAR-10 benchmark does. Every head maps [N, inputDim] → [N, outputDim].
+ * ResNet-50 (2048-d features); the methods (`src/methods/`) pass the shallower heads of the papers'
+ * CIFAR-10 settings, as lightly's CIFAR-10 benchmark (docs/.../cifar10_benchmark.py) does. Every head maps [N, inputDim] → [N, outputDim].
  */
 import * as nn from '../nn/index.js';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
-import { ProjectionHead, bn, relu } from './heads.js';
+import { ProjectionHead, bn, relu, type HeadBlock } from './heads.js';
 
 interface Dims { inputDim?: number; hiddenDim?: number; outputDim?: number }
 
@@ -28,16 +28,19 @@ export class BYOLPredictionHead extends ProjectionHead {
 }
 
 /**
- * SimSiam's projector (Chen & He 2021, §4.1): 3 layers, 2048 → 2048 → 2048, BN on every layer;
- * the last BN has no affine parameters (`BatchNorm1d(d, { affine: false })`) and no ReLU.
+ * SimSiam's projector (Chen & He 2021, §4.1): 3 layers (2 in the paper's CIFAR-10 setting,
+ * Appendix D), 2048 → 2048 → 2048, BN on every layer; the last BN has no affine parameters
+ * (`BatchNorm1d(d, { affine: false })`, as the official code) and no ReLU.
  */
 export class SimSiamProjectionHead extends ProjectionHead {
-  constructor(o: Dims = {}) {
+  constructor(o: Dims & { numLayers?: 2 | 3 } = {}) {
     const h = o.hiddenDim ?? 2048;
     const out = o.outputDim ?? 2048;
+    const n = o.numLayers ?? 3;
+    if (n !== 2 && n !== 3) throw new RangeError(`SimSiamProjectionHead: numLayers must be 2 or 3, got ${String(n)}`);
     super([
       { inDim: o.inputDim ?? 2048, outDim: h, norm: bn(h), activation: relu() },
-      { inDim: h, outDim: h, norm: bn(h), activation: relu() },
+      ...(n === 3 ? [{ inDim: h, outDim: h, norm: bn(h), activation: relu() }] : []),
       { inDim: h, outDim: out, norm: bn(out, { affine: false }) },
     ]);
   }
@@ -51,38 +54,39 @@ export class SimSiamPredictionHead extends ProjectionHead {
   }
 }
 
-/** Barlow Twins' projector (Zbontar et al. 2021, §4): 3 layers of 8192, BN and ReLU on the first two. */
+/** Barlow Twins' projector (Zbontar et al. 2021, §4): `numLayers` (3) Linear layers of 8192, BN and ReLU on all but the last. */
 export class BarlowTwinsProjectionHead extends ProjectionHead {
-  constructor(o: Dims = {}) {
+  constructor(o: Dims & { numLayers?: number } = {}) {
     const h = o.hiddenDim ?? 8192;
-    super([
-      { inDim: o.inputDim ?? 2048, outDim: h, norm: bn(h), activation: relu() },
-      { inDim: h, outDim: h, norm: bn(h), activation: relu() },
-      { inDim: h, outDim: o.outputDim ?? 8192 },
-    ]);
+    super(mlp(o.inputDim ?? 2048, h, o.outputDim ?? 8192, o.numLayers ?? 3, 'BarlowTwinsProjectionHead'));
   }
+}
+
+/** `n` Linear layers in → h → … → h → out, BN and ReLU on all but the last. */
+function mlp(inDim: number, h: number, out: number, n: number, where: string): HeadBlock[] {
+  if (!Number.isInteger(n) || n < 2) throw new RangeError(`${where}: numLayers must be an integer ≥ 2, got ${n}`);
+  const blocks: HeadBlock[] = [{ inDim, outDim: h, norm: bn(h), activation: relu() }];
+  for (let i = 2; i < n; i++) blocks.push({ inDim: h, outDim: h, norm: bn(h), activation: relu() });
+  return [...blocks, { inDim: h, outDim: out }];
 }
 
 /** VICReg's expander (Bardes et al. 2022, §4.2): `numLayers` Linear layers of 8192, BN and ReLU between them. */
 export class VICRegProjectionHead extends ProjectionHead {
   constructor(o: Dims & { numLayers?: number } = {}) {
-    const h = o.hiddenDim ?? 8192;
-    const n = o.numLayers ?? 3;
-    if (!Number.isInteger(n) || n < 2) throw new RangeError(`VICRegProjectionHead: numLayers must be an integer ≥ 2, got ${n}`);
-    const blocks = [{ inDim: o.inputDim ?? 2048, outDim: h, norm: bn(h), activation: relu() }];
-    for (let i = 2; i < n; i++) blocks.push({ inDim: h, outDim: h, norm: bn(h), activation: relu() });
-    super([...blocks, { inDim: h, outDim: o.outputDim ?? 8192 }]);
+    super(mlp(o.inputDim ?? 2048, o.hiddenDim ?? 8192, o.outputDim ?? 8192, o.numLayers ?? 3, 'VICRegProjectionHead'));
   }
 }
 
-/** NNCLR's projector (Dwibedi et al. 2021, §4.1): 3 layers, 2048 → 2048 → 256, BN on all, ReLU on the first two. */
+/** NNCLR's projector (Dwibedi et al. 2021, §4.1): `numLayers` (3) layers, 2048 → 2048 → 256, BN on all, ReLU on all but the last. */
 export class NNCLRProjectionHead extends ProjectionHead {
-  constructor(o: Dims = {}) {
+  constructor(o: Dims & { numLayers?: 2 | 3 } = {}) {
     const h = o.hiddenDim ?? 2048;
     const out = o.outputDim ?? 256;
+    const n = o.numLayers ?? 3;
+    if (n !== 2 && n !== 3) throw new RangeError(`NNCLRProjectionHead: numLayers must be 2 or 3, got ${String(n)}`);
     super([
       { inDim: o.inputDim ?? 2048, outDim: h, norm: bn(h), activation: relu() },
-      { inDim: h, outDim: h, norm: bn(h), activation: relu() },
+      ...(n === 3 ? [{ inDim: h, outDim: h, norm: bn(h), activation: relu() }] : []),
       { inDim: h, outDim: out, norm: bn(out) },
     ]);
   }
@@ -116,23 +120,25 @@ export class WeightNormLinear extends nn.Module {
 }
 
 /**
- * DINO's head (Caron et al. 2021, §3.1 and Appendix): an MLP in → 2048 → 2048 → 256 (GELU, BN
- * optional: lightly uses it for ResNets), L2 normalisation, then a weight-normalised Linear
- * 256 → 65536 without bias.
+ * DINO's head (Caron et al. 2021, §3.1 and Appendix): an MLP of `numLayers` (3) layers
+ * in → 2048 → 2048 → 256 (GELU, BN optional: lightly uses it for ResNets), L2 normalisation, then a
+ * weight-normalised Linear 256 → 65536 without bias.
  */
 export class DINOProjectionHead extends nn.Module {
   layers: nn.Sequential;
   last_layer: WeightNormLinear;
   readonly outputDim: number;
-  constructor(o: Dims & { bottleneckDim?: number; batchNorm?: boolean; normLastLayer?: boolean } = {}) {
+  constructor(o: Dims & { bottleneckDim?: number; batchNorm?: boolean; normLastLayer?: boolean; numLayers?: 2 | 3 } = {}) {
     super();
     const h = o.hiddenDim ?? 2048;
     const b = o.bottleneckDim ?? 256;
     this.outputDim = o.outputDim ?? 65536;
     const norm = (): nn.Module | null => (o.batchNorm ? bn(h) : null);
+    const n = o.numLayers ?? 3;
+    if (n !== 2 && n !== 3) throw new RangeError(`DINOProjectionHead: numLayers must be 2 or 3, got ${String(n)}`);
     this.layers = new ProjectionHead([
       { inDim: o.inputDim ?? 2048, outDim: h, norm: norm(), activation: new nn.GELU(), bias: true },
-      { inDim: h, outDim: h, norm: norm(), activation: new nn.GELU(), bias: true },
+      ...(n === 3 ? [{ inDim: h, outDim: h, norm: norm(), activation: new nn.GELU(), bias: true }] : []),
       { inDim: h, outDim: b, bias: true },
     ]).layers;
     this.last_layer = new WeightNormLinear(b, this.outputDim, { freezeG: o.normLastLayer ?? true });
