@@ -134,9 +134,9 @@ test('a loss that turns NaN stops training with a clear message and keeps the la
 test('CLI errors: unknown method, missing data folder, bad weights file', () => {
   const cli = path.join(packageRoot(), 'bin', 'dyad.js');
   const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
-  let r = run('train', '--method', 'byol');
+  let r = run('train', '--method', 'swav');
   assert.notEqual(r.status, 0);
-  assert.match(r.stderr, /argument 'byol' is invalid\. Allowed choices are simclr, moco/);
+  assert.match(r.stderr, /argument 'swav' is invalid\. Allowed choices are simclr, moco, byol/);
   r = run('train', '--data', path.join(root, 'nope'), '--epochs', '1');
   assert.equal(r.status, 1);
   assert.match(r.stderr, /dyad: error: data folder .*nope does not exist/);

@@ -97,7 +97,8 @@ export function addClipTrainOptions(cmd: Command): void {
 /** SSL options that mean nothing for CLIP: given explicitly, they are an error rather than silently ignored. */
 const SSL_ONLY: Record<string, string> = {
   backbone: '--backbone', width: '--width', stem: '--stem', channels: '--channels', memoryBankSize: '--memory-bank-size', minScale: '--min-scale',
-  cjStrength: '--cj-strength', blur: '--blur', knnEvery: '--knn-every', dataRoot: '--data-root',
+  cjStrength: '--cj-strength', blur: '--blur', knnEvery: '--knn-every', dataRoot: '--data-root', emaMomentum: '--ema-momentum',
+  teacherTemperature: '--teacher-temperature', warmupTeacherEpochs: '--warmup-teacher-epochs', margin: '--margin', mining: '--mining', samplesPerClass: '--samples-per-class',
 };
 const CLIP_ONLY: Record<string, string> = {
   model: '--model', imageEncoder: '--image-encoder', val: '--val', patchSize: '--patch-size', visionWidth: '--vision-width', visionLayers: '--vision-layers',

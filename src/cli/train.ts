@@ -14,11 +14,13 @@ import { intArg, floatArg, stagesArg } from './args.js';
 import { trainClipCommand, checkNoClipOptions } from './clip.js';
 import { Model } from '../api/model.js';
 import { RESNET_STEMS } from '../models/index.js';
+import { SSL_METHODS } from '../methods/index.js';
+import { TRIPLET_MININGS } from '../losses/triplet.js';
 
 export function registerTrainCommands(p: Command): void {
   p.command('train')
-    .description('train an image encoder by contrastive self-supervised learning (SimCLR or MoCo v2)')
-    .addOption(new Option('--method <name>', 'method (clip: image–text pairs, see the clip options)').choices(['simclr', 'moco', 'clip']).default('simclr'))
+    .description('train an image encoder by self-supervised learning (SimCLR, MoCo v2, BYOL, SimSiam, Barlow Twins, VICReg, DINO, NNCLR), from labels (SupCon, triplet), or by reconstruction (autoencoder)')
+    .addOption(new Option('--method <name>', 'method (supcon and triplet use the class labels; clip: image–text pairs, see the clip options)').choices([...SSL_METHODS, 'clip']).default('simclr'))
     .option('--data <dir|fashion-mnist|mnist>', 'a folder of images (class subfolders optional), or a built-in dataset', 'fashion-mnist')
     .option('--data-root <dir>', 'folder of the IDX files for fashion-mnist/mnist')
     .option('--epochs <n>', 'epochs', intArg('--epochs', 1), 10)
@@ -34,10 +36,16 @@ export function registerTrainCommands(p: Command): void {
     .option('--lr <x>', 'learning rate at batch 256', floatArg('--lr'))
     .option('--weight-decay <x>', 'weight decay (not on biases and norms)', floatArg('--weight-decay'))
     .option('--warmup-epochs <n>', 'linear warmup epochs before the cosine decay', intArg('--warmup-epochs', 0))
-    .option('--temperature <x>', 'NT-Xent temperature (default 0.5 SimCLR, 0.2 MoCo)', floatArg('--temperature'))
-    .option('--memory-bank-size <n>', 'MoCo queue size', intArg('--memory-bank-size', 1))
+    .option('--temperature <x>', 'NT-Xent temperature (default 0.5 SimCLR, 0.2 MoCo, 0.1 NNCLR and SupCon); DINO: the student\'s (0.1)', floatArg('--temperature'))
+    .option('--memory-bank-size <n>', 'MoCo queue size; NNCLR support-set size (default 4096)', intArg('--memory-bank-size', 1))
+    .option('--ema-momentum <x>', 'MoCo, BYOL, DINO: base momentum of the EMA encoder, raised to 1 by a cosine schedule (default 0.99)', floatArg('--ema-momentum'))
+    .option('--teacher-temperature <x>', 'DINO: teacher temperature after the warm-up from 0.04 (default 0.04; the paper 0.07)', floatArg('--teacher-temperature'))
+    .option('--warmup-teacher-epochs <n>', 'DINO: epochs of the teacher-temperature warm-up (default 0)', intArg('--warmup-teacher-epochs', 0))
+    .option('--margin <x>', 'triplet: margin (default 0.2)', floatArg('--margin'))
+    .addOption(new Option('--mining <name>', 'triplet: which triplets of a batch train (default batch-hard)').choices([...TRIPLET_MININGS]))
+    .option('--samples-per-class <n>', 'triplet: K images of each of the P = batch / K classes in a batch (default 4)', intArg('--samples-per-class', 2))
     .option('--min-scale <x>', 'smallest random-resized-crop scale', floatArg('--min-scale'))
-    .option('--local-views <n>', 'SimCLR multi-crop: small views per image besides the two global ones (SwAV)', intArg('--local-views', 0))
+    .option('--local-views <n>', 'SimCLR and DINO multi-crop: small views per image besides the two global ones (SwAV; DINO default 2)', intArg('--local-views', 0))
     .option('--local-size <n>', 'side of the small views (default half the image size)', intArg('--local-size', 8))
     .option('--local-min-scale <x>', 'smallest crop scale of the small views (default 0.05)', floatArg('--local-min-scale'))
     .option('--local-max-scale <x>', 'largest crop scale of the small views (default 0.2)', floatArg('--local-max-scale'))
@@ -62,6 +70,7 @@ export function registerTrainCommands(p: Command): void {
         method: o.method, data: o.data, dataRoot: o.dataRoot, epochs: o.epochs, batch: o.batch, backbone: o.backbone, width: o.width, stem: o.stem,
         imageSize: o.imageSize, channels: o.channels ? (Number(o.channels) as 1 | 3) : undefined, optimizer: o.optimizer, lr: o.lr,
         weightDecay: o.weightDecay, warmupEpochs: o.warmupEpochs, temperature, memoryBankSize: o.memoryBankSize, minScale: o.minScale,
+        emaMomentum: o.emaMomentum, teacherTemperature: o.teacherTemperature, warmupTeacherEpochs: o.warmupTeacherEpochs, margin: o.margin, mining: o.mining, samplesPerClass: o.samplesPerClass,
         featureStages: o.featureStages, featureGrid: o.featureGrid, localViews: o.localViews, localSize: o.localSize, localMinScale: o.localMinScale, localMaxScale: o.localMaxScale,
         cjStrength: o.cjStrength, blur: o.blur, seed: o.seed, threads: o.threads, knnEvery: o.knnEvery, maxStepsPerEpoch: o.maxStepsPerEpoch,
         channelsLast: o.channelsLast, concatViews: o.concatViews, headLayers: o.headLayers ? (Number(o.headLayers) as 2 | 3) : undefined, loss: o.loss, cache: o.cache === 'auto' ? 'auto' : o.cache === 'true', out: o.out,

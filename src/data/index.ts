@@ -22,3 +22,4 @@ export {
   type Batch, type DataLoaderOptions, type ImageTarget, type LoaderStats, type TensorDataset,
 } from './loader.js';
 export { InMemoryDataset, type InMemoryOptions } from './memory_dataset.js';
+export { PKBatchSampler } from './samplers.js';

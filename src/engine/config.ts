@@ -9,8 +9,10 @@ import { RESNET_STEMS, type ResNetStem } from '../models/resnet.js';
 import type { BackboneSpec } from '../models/index.js';
 import { check, mergeOptions } from './options.js';
 import { SIMCLR_LOSSES, type SimCLRLossName } from '../methods/simclr.js';
+import { SSL_METHODS, type SSLMethodName } from '../methods/index.js';
+import { TRIPLET_MININGS, type TripletMining } from '../losses/triplet.js';
 
-export type MethodName = 'simclr' | 'moco';
+export type MethodName = SSLMethodName;
 export type BackboneName = 'resnet18' | 'resnet34' | 'resnet50' | 'vit-tiny' | 'vit-small';
 export type OptimizerName = 'sgd' | 'lars' | 'adamw';
 
@@ -44,9 +46,16 @@ export interface TrainConfig {
   weightDecay: number;
   warmupEpochs: number;
   temperature: number;
-  /** MoCo: queue size and base EMA momentum. */
+  /** MoCo: queue size (NNCLR: support-set size) and base EMA momentum (MoCo, BYOL, DINO). */
   memoryBankSize: number;
   emaMomentum: number;
+  /** DINO: the teacher's temperature after a linear warm-up from 0.04 over `warmupTeacherEpochs` (`DINOLoss`); the student's is `temperature`. */
+  teacherTemperature: number;
+  warmupTeacherEpochs: number;
+  /** Triplet: margin, mining ('batch-hard', 'batch-all', 'semi-hard'), and K of the P×K batches (P = batch / K). */
+  margin: number;
+  mining: TripletMining;
+  samplesPerClass: number;
   /**
    * SimCLR: encode both views in one batch of 2N (batch-norm statistics over both, as the paper's
    * TF code) or each view in its own batch of N (as lightly's examples and the PyTorch reference
@@ -102,7 +111,7 @@ export function defaultConfig(): TrainConfig {
   return {
     method: 'simclr', data: 'fashion-mnist', epochs: 10, batch: 256, backbone: 'resnet18', width: 16, imageSize: 0, stem: 'auto', channels: 1, featureStages: 1, featureGrid: 1,
     optimizer: 'sgd', lr: 0.12, momentum: 0.9, weightDecay: 5e-4, warmupEpochs: 0, temperature: 0.5,
-    memoryBankSize: 4096, emaMomentum: 0.99, concatViews: true, headLayers: 3, loss: 'ntxent', minScale: 0.2, localViews: 0, localSize: 0, localMinScale: 0.05, localMaxScale: 0.2, cjStrength: 0.5, blur: 0, seed: 0, out: 'runs/train',
+    memoryBankSize: 4096, emaMomentum: 0.99, teacherTemperature: 0.04, warmupTeacherEpochs: 0, margin: 0.2, mining: 'batch-hard', samplesPerClass: 4, concatViews: true, headLayers: 3, loss: 'ntxent', minScale: 0.2, localViews: 0, localSize: 0, localMinScale: 0.05, localMaxScale: 0.2, cjStrength: 0.5, blur: 0, seed: 0, out: 'runs/train',
     knnEvery: 1, knnK: 200, knnTemperature: 0.1, knnBankSize: 0, threads: 0, maxStepsPerEpoch: 0, channelsLast: true, cache: 'auto',
   };
 }
@@ -124,15 +133,27 @@ export function backboneSpec(c: Pick<TrainConfig, 'backbone' | 'channels' | 'ima
     featureStages: c.featureStages, featureGrid: c.featureGrid };
 }
 
-/** Merges option objects (right-most wins; see `mergeOptions`), then validates the result with a clear message. */
+/**
+ * Per-method defaults that differ from SimCLR's: τ 0.1 for NNCLR and SupCon (and DINO's student,
+ * the papers'), DINO's two local views (multi-crop), and VICReg's lr 0.03 (with SGD at the shared
+ * 0.12 its loss became NaN within 8 steps on Fashion-MNIST at batch 128; 0.03 and 0.01 were stable
+ * over 30 steps; the paper uses LARS).
+ */
+export const METHOD_DEFAULTS: Partial<Record<MethodName, Partial<TrainConfig>>> = {
+  nnclr: { temperature: 0.1 }, supcon: { temperature: 0.1 }, dino: { temperature: 0.1, localViews: 2 }, vicreg: { lr: 0.03 },
+};
+
+/** Merges option objects (right-most wins; see `mergeOptions`) over the defaults of the method they name, then validates the result with a clear message. */
 export function resolveConfig(...parts: Partial<TrainConfig>[]): TrainConfig {
-  return validateTrainConfig(mergeOptions('training', defaultConfig(), parts, { extraKeys: ['dataRoot'] }));
+  const method = [...parts].reverse().find((p) => p?.method !== undefined)?.method;
+  return validateTrainConfig(mergeOptions('training', defaultConfig(), [method ? METHOD_DEFAULTS[method] : undefined, ...parts], { extraKeys: ['dataRoot'] }));
 }
 
 /** Checks a merged training config (and turns CLI/JSON strings for `cache` into booleans). */
 export function validateTrainConfig(c: TrainConfig): TrainConfig {
   const oneOf = (k: keyof TrainConfig, vals: readonly string[]): void => check.oneOf(k, c[k], vals);
-  oneOf('method', ['simclr', 'moco']);
+  oneOf('method', SSL_METHODS);
+  oneOf('mining', TRIPLET_MININGS);
   oneOf('backbone', ['resnet18', 'resnet34', 'resnet50', 'vit-tiny', 'vit-small']);
   oneOf('optimizer', ['sgd', 'lars', 'adamw']);
   oneOf('stem', ['auto', ...RESNET_STEMS]);
@@ -154,7 +175,14 @@ export function validateTrainConfig(c: TrainConfig): TrainConfig {
   positiveInt('featureGrid');
   positiveInt('localViews', 0);
   positiveInt('localSize', 0);
-  if (c.localViews > 0 && c.method !== 'simclr') throw new RangeError(`localViews (multi-crop) is a SimCLR option; ${c.method} trains on 2 views`);
+  if (c.localViews > 0 && c.method !== 'simclr' && c.method !== 'dino') throw new RangeError(`localViews (multi-crop) is a SimCLR option (and DINO's); ${c.method} trains on ${c.method === 'triplet' || c.method === 'autoencoder' ? 1 : 2} views`);
+  check.positive('teacherTemperature', c.teacherTemperature);
+  positiveInt('warmupTeacherEpochs', 0);
+  if (!(c.margin >= 0)) throw new RangeError(`margin must be ≥ 0, got ${String(c.margin)}`);
+  positiveInt('samplesPerClass', 2);
+  if (c.method === 'triplet' && (c.batch % c.samplesPerClass !== 0 || c.batch / c.samplesPerClass < 2)) {
+    throw new RangeError(`triplet: batch ${c.batch} must be a multiple of samplesPerClass ${c.samplesPerClass} with at least 2 classes per batch (P × K = batch)`);
+  }
   if (!(c.localMinScale > 0 && c.localMinScale <= c.localMaxScale && c.localMaxScale <= 1)) {
     throw new RangeError(`localMinScale / localMaxScale must satisfy 0 < min ≤ max ≤ 1, got ${c.localMinScale} / ${c.localMaxScale}`);
   }

@@ -19,8 +19,8 @@
 import path from 'node:path';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
-import { DataLoader } from '../data/index.js';
-import { createMethod, type SelfSupervisedMethod } from '../methods/index.js';
+import { DataLoader, InMemoryDataset, PKBatchSampler } from '../data/index.js';
+import { createMethod, Triplet, type LabelledViews, type SelfSupervisedMethod } from '../methods/index.js';
 import { AdamW, LARS, SGD, paramGroupsForWeightDecay, type Optimizer } from '../optim/index.js';
 import { LinearWarmupCosine } from '../optim/lr_scheduler.js';
 import { SimCLRTransform, MoCoV2Transform, type MultiViewTransform } from '../transforms/index.js';
@@ -35,6 +35,8 @@ export interface EpochMetrics extends EpochRow {
   /** kNN top-1 of the monitor (0..1), when it ran this epoch, and the number of images in its bank. */
   knn_top1?: number;
   knn_bank?: number;
+  /** Triplet: the fraction of active (loss > 0) triplets in the epoch's last batch. */
+  active_fraction?: number;
 }
 
 export interface TrainResult {
@@ -66,6 +68,7 @@ export function modelConfig(c: TrainConfig, d: { channels: number; imageSize: nu
 export function buildMethod(c: TrainConfig): SelfSupervisedMethod {
   return createMethod({
     method: c.method, temperature: c.temperature, memoryBankSize: c.memoryBankSize, emaMomentum: c.emaMomentum, concatViews: c.concatViews, headLayers: c.headLayers, loss: c.loss,
+    localViews: c.localViews, teacherTemperature: c.teacherTemperature, warmupTeacherEpochs: c.warmupTeacherEpochs, margin: c.margin, mining: c.mining,
     backbone: backboneSpec(c),
   });
 }
@@ -79,6 +82,9 @@ export function buildTransform(c: TrainConfig, d: { mean: number[]; std: number[
   if (c.localViews > 0) {
     return new SimCLRTransform({ ...o, nLocalViews: c.localViews, localCropSize: c.localSize || Math.max(8, Math.round(c.imageSize / 2)), localCropScale: [c.localMinScale, c.localMaxScale] });
   }
+  if (c.method === 'triplet') return new SimCLRTransform({ ...o, views: 1 });
+  // the autoencoder reconstructs what it sees: crops and flips, no colour changes
+  if (c.method === 'autoencoder') return new SimCLRTransform({ ...o, views: 1, cjProb: 0, randomGrayScale: 0 });
   return c.method === 'moco' ? new MoCoV2Transform(o) : new SimCLRTransform(o);
 }
 
@@ -100,6 +106,12 @@ export function runSteps(n: number, c: { batch: number; epochs: number; maxSteps
   const fullSteps = Math.floor(n / c.batch);
   const stepsPerEpoch = c.maxStepsPerEpoch > 0 ? Math.min(fullSteps, c.maxStepsPerEpoch) : fullSteps;
   return { stepsPerEpoch, totalSteps: stepsPerEpoch * c.epochs };
+}
+
+/** The P×K sampler of a triplet run (P = batch / samplesPerClass); its images must be in memory. */
+function pkSampler(train: TrainData['train'], c: TrainConfig): PKBatchSampler {
+  if (!(train instanceof InMemoryDataset)) throw new RangeError(`--method ${c.method} draws P×K batches from images held in memory: pass --cache true (or use a smaller folder)`);
+  return new PKBatchSampler(train.labels, { p: c.batch / c.samplesPerClass, k: c.samplesPerClass, seed: c.seed });
 }
 
 /** The config to continue: the checkpoint's, with the caller's epochs and out. */
@@ -132,7 +144,8 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
   if (config.channelsLast) method.to({ memoryFormat: 'channelsLast' });
   const transform = buildTransform(config, data);
   const optimizer = buildOptimizer(config, method);
-  const { stepsPerEpoch, totalSteps } = runSteps(data.train.length, config);
+  const pk = method.batchSampling === 'pk' ? pkSampler(data.train, config) : null;
+  const { stepsPerEpoch, totalSteps } = runSteps(pk ? pk.numSamples : data.train.length, config);
   const scheduler = new LinearWarmupCosine(optimizer, { warmupSteps: config.warmupEpochs * stepsPerEpoch, totalSteps });
   // drop the last partial batch: batch norm and in-batch negatives need full batches
   const loader = new DataLoader(data.train, { batchSize: config.batch, shuffle: true, seed: config.seed, dropLast: true,
@@ -143,22 +156,31 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
     return config.channelsLast ? v.map((x) => x.contiguous('channelsLast')) : v;
   };
   try {
-    const r = await fit<Tensor[], EpochMetrics>({
+    // SupCon and Triplet take the views with the images' labels (LabelledViews); the others the views
+    const build = (images: Tensor, labels: Tensor): Tensor[] | LabelledViews => (method.usesLabels ? { views: views(images), labels } : views(images));
+    const r = await fit<Tensor[] | LabelledViews, EpochMetrics>({
       method, optimizer, scheduler, epochs: config.epochs, stepsPerEpoch, totalSteps,
       // a streamed batch whose files were nearly all skipped as unreadable can be smaller: batch norm needs 2
       minBatch: 2,
       async *batches(epoch) {
+        if (pk) {
+          for (const idx of pk.batches(epoch)) {
+            yield { size: idx.length, batch: () => { const b = (data.train as InMemoryDataset).tensorBatch(idx); return build(b.images, b.labels); } };
+          }
+          return;
+        }
         loader.setEpoch(epoch);
-        for await (const { images } of loader) yield { size: images.size(0), batch: () => views(images) };
+        for await (const { images, labels } of loader) yield { size: images.size(0), batch: () => build(images, labels) };
       },
       evaluate: (epoch, last) => {
-        if (!useKnn || !((epoch + 1) % config.knnEvery === 0 || last)) return undefined;
+        const extra: Partial<EpochMetrics> = method instanceof Triplet ? { active_fraction: method.activeFraction } : {};
+        if (!useKnn || !((epoch + 1) % config.knnEvery === 0 || last)) return extra;
         const knn = data.knn!;
         const knn_top1 = knnMonitor((x) => method.embed(x), knn, { mean: data.mean, std: data.std, k: config.knnK, temperature: config.knnTemperature });
-        return { knn_top1, knn_bank: knn.bankIndices.length };
+        return { ...extra, knn_top1, knn_bank: knn.bankIndices.length };
       },
       run: {
-        dir: config.out, task: 'embedder', config: modelConfig(config, data), names: data.names, columns: CSV_COLUMNS,
+        dir: config.out, task: 'embedder', config: modelConfig(config, data), names: data.names, columns: method instanceof Triplet ? [...CSV_COLUMNS, 'active_fraction'] : CSV_COLUMNS,
         score: (row) => row.knn_top1 ?? (useKnn ? null : -row.loss),
       },
       resume: resumeFrom,

@@ -3,8 +3,10 @@
  * one training step from a batch of type `B` to a scalar loss, and a hook after each optimizer
  * step (EMA updates, temperature clipping). The loop knows nothing else about methods.
  *
- * - `SelfSupervisedMethod` (SimCLR, MoCo, ...): `B` is the list of augmented views of a batch
- *   of images, and the method holds a backbone whose features are the representation.
+ * - `SelfSupervisedMethod` (SimCLR, MoCo, BYOL, ...): `B` is the list of augmented views of a batch
+ *   of images, and the method holds a backbone whose features are the representation. Methods
+ *   that also learn from class labels (SupCon, Triplet) set `usesLabels` and take
+ *   `LabelledViews`: the views plus the images' labels.
  * - `CLIP`: `B` is a batch of image–caption pairs.
  * - `Supervised`: `B` is inputs and class labels (supervised training, fine-tuning, the linear probe).
  */
@@ -40,13 +42,24 @@ export abstract class Method<B = Tensor[]> extends nn.Module {
   }
 }
 
+/** Views of a batch of images with their class labels (int64 [N], −1 where unknown). */
+export interface LabelledViews {
+  views: Tensor[];
+  labels: Tensor;
+}
+
 /**
  * A self-supervised image method: a backbone (and heads, losses, momentum copies) trained on
- * augmented views of unlabeled images; each view is [N, C, H, W] normalised floats.
+ * augmented views of unlabeled images; each view is [N, C, H, W] normalised floats. `B` is the
+ * list of views, or `LabelledViews` for a method with `usesLabels`.
  */
-export abstract class SelfSupervisedMethod extends Method<Tensor[]> {
+export abstract class SelfSupervisedMethod<B extends Tensor[] | LabelledViews = Tensor[]> extends Method<B> {
   /** Views per image the method trains on (2 for SimCLR and MoCo). */
   readonly numViews: number = 2;
+  /** Whether `trainingStep` takes `LabelledViews` (the trainer then passes the data's labels). */
+  readonly usesLabels: boolean = false;
+  /** How the trainer draws batches: 'random' (shuffled), or 'pk' (P classes × K images, `PKBatchSampler`). */
+  readonly batchSampling: 'random' | 'pk' = 'random';
   abstract backbone: Backbone;
 
   /** Representation used downstream (kNN, linear probe, search): backbone features [N, featureDim]. */

@@ -5,27 +5,38 @@
 import * as nn from '../nn/index.js';
 import type { Tensor } from '../torch/index.js';
 
-/** One block of a projection head: Linear → (BatchNorm1d) → (ReLU). */
+/**
+ * One block of a projection head (lightly's `(in, out, batch_norm, non_linearity)` tuples):
+ * Linear(inDim → outDim), then `norm` and `activation` when given. Blocks take modules, not flags,
+ * so any normalisation fits: `new nn.BatchNorm1d(d)`, `new nn.BatchNorm1d(d, { affine: false })`
+ * (SimSiam's last layer), `new nn.GELU()` (DINO).
+ */
 export interface HeadBlock {
   inDim: number;
   outDim: number;
-  batchNorm: boolean;
-  relu: boolean;
+  norm?: nn.Module | null;
+  activation?: nn.Module | null;
+  /** The Linear's bias; default: only without `norm` (a bias right before batch norm is cancelled by its mean subtraction). */
+  bias?: boolean;
 }
 
-/** A stack of Linear/BatchNorm1d/ReLU blocks (lightly's ProjectionHead). */
+/** A block factory's shorthands: `bn(d)` is BatchNorm1d(d), `relu()` a ReLU. */
+export const bn = (d: number, o: nn.BatchNormOptions = {}): nn.BatchNorm1d => new nn.BatchNorm1d(d, o);
+export const relu = (): nn.ReLU => new nn.ReLU();
+
+/** A stack of Linear/norm/activation blocks (lightly's ProjectionHead). */
 export class ProjectionHead extends nn.Module {
   layers: nn.Sequential;
   readonly outputDim: number;
 
   constructor(blocks: HeadBlock[]) {
     super();
+    if (blocks.length === 0) throw new RangeError('ProjectionHead: pass at least one block');
     const mods: nn.Module[] = [];
     for (const b of blocks) {
-      // A bias right before batch norm is cancelled by its mean subtraction, so it is dropped.
-      mods.push(new nn.Linear(b.inDim, b.outDim, { bias: !b.batchNorm }));
-      if (b.batchNorm) mods.push(new nn.BatchNorm1d(b.outDim));
-      if (b.relu) mods.push(new nn.ReLU());
+      mods.push(new nn.Linear(b.inDim, b.outDim, { bias: b.bias ?? !b.norm }));
+      if (b.norm) mods.push(b.norm);
+      if (b.activation) mods.push(b.activation);
     }
     this.layers = new nn.Sequential(...mods);
     this.outputDim = blocks[blocks.length - 1]!.outDim;
@@ -48,12 +59,13 @@ export class SimCLRProjectionHead extends ProjectionHead {
     const hidden = opts.hiddenDim ?? 2048;
     const out = opts.outputDim ?? 128;
     const layers = opts.numLayers ?? 2;
-    const bn = opts.batchNorm ?? true;
+    const useBn = opts.batchNorm ?? true;
     if (layers !== 2 && layers !== 3) throw new RangeError(`SimCLRProjectionHead: numLayers must be 2 or 3, got ${layers}`);
-    const blocks: HeadBlock[] = [{ inDim: inputDim, outDim: hidden, batchNorm: bn, relu: true }];
-    if (layers === 3) blocks.push({ inDim: hidden, outDim: hidden, batchNorm: bn, relu: true });
+    const norm = (d: number): nn.Module | null => (useBn ? bn(d) : null);
+    const blocks: HeadBlock[] = [{ inDim: inputDim, outDim: hidden, norm: norm(hidden), activation: relu() }];
+    if (layers === 3) blocks.push({ inDim: hidden, outDim: hidden, norm: norm(hidden), activation: relu() });
     // v2 also puts BN on the output layer; v1 does not.
-    blocks.push({ inDim: hidden, outDim: out, batchNorm: layers === 3 && bn, relu: false });
+    blocks.push({ inDim: hidden, outDim: out, norm: layers === 3 ? norm(out) : null });
     super(blocks);
   }
 }
@@ -67,8 +79,8 @@ export class MoCoProjectionHead extends ProjectionHead {
     const inputDim = opts.inputDim ?? 2048;
     const hidden = opts.hiddenDim ?? 2048;
     super([
-      { inDim: inputDim, outDim: hidden, batchNorm: false, relu: true },
-      { inDim: hidden, outDim: opts.outputDim ?? 128, batchNorm: false, relu: false },
+      { inDim: inputDim, outDim: hidden, activation: relu() },
+      { inDim: hidden, outDim: opts.outputDim ?? 128 },
     ]);
   }
 }

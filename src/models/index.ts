@@ -5,6 +5,8 @@ import { VisionTransformer, type ViTOptions } from './vit.js';
 export * from './resnet.js';
 export * from './vit.js';
 export * from './heads.js';
+export * from './ssl_heads.js';
+export * from './decoder.js';
 export * from './transformer.js';
 
 export interface BackboneSpec {

@@ -41,10 +41,26 @@ export class ViTEmbeddings extends nn.Module {
   forward(x: Tensor): Tensor {
     return torch.scope(() => {
       const n = x.size(0);
-      const patches = this.patch_embedding.forward(x).flatten(2).transpose(1, 2); // [N, P, dim]
+      const grid = this.patch_embedding.forward(x); // [N, dim, h, w]
+      const patches = grid.flatten(2).transpose(1, 2); // [N, P, dim]
       const cls = this.class_embedding.view(1, 1, -1).expand(n, 1, -1);
-      return torch.cat([cls, patches], 1).add(this.position_embedding.weight.unsqueeze(0));
+      return torch.cat([cls, patches], 1).add(this.positions(grid.size(2), grid.size(3)).unsqueeze(0));
     });
+  }
+
+  /**
+   * Position embeddings [1 + h·w, dim] for an h×w patch grid: the learned ones at the training
+   * size; at another size (DINO's local crops) the patch positions are resampled bicubically, as
+   * DINO's `interpolate_pos_encoding` does.
+   */
+  positions(h: number, w: number): Tensor {
+    const pos = this.position_embedding.weight;
+    if (h * w === this.numPatches) return pos;
+    const side = Math.round(Math.sqrt(this.numPatches));
+    const d = pos.size(1);
+    const grid = pos.narrow(0, 1, this.numPatches).reshape([1, side, side, d]).permute([0, 3, 1, 2]);
+    const resized = torch.functional.interpolate(grid, { size: [h, w], mode: 'bicubic' }).permute([0, 2, 3, 1]).reshape([h * w, d]);
+    return torch.cat([pos.narrow(0, 0, 1), resized], 0);
   }
 }
 
@@ -79,9 +95,10 @@ export class VisionTransformer extends nn.Module {
   }
 
   private checkInput(x: Tensor): void {
-    const { imageSize, inChannels } = this.config;
-    if (x.ndim !== 4 || x.size(1) !== inChannels || x.size(2) !== imageSize || x.size(3) !== imageSize) {
-      throw new RangeError(`ViT: expected input [N, ${inChannels}, ${imageSize}, ${imageSize}], got [${x.shape.join(', ')}]`);
+    const { imageSize, inChannels, patchSize } = this.config;
+    // other sizes (multiples of the patch size) get resampled position embeddings (`ViTEmbeddings.positions`)
+    if (x.ndim !== 4 || x.size(1) !== inChannels || x.size(2) % patchSize !== 0 || x.size(3) % patchSize !== 0 || x.size(2) === 0) {
+      throw new RangeError(`ViT: expected input [N, ${inChannels}, ${imageSize}, ${imageSize}] (or another multiple of the patch size ${patchSize}), got [${x.shape.join(', ')}]`);
     }
   }
 
