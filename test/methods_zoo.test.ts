@@ -15,7 +15,7 @@ import path from 'node:path';
 import * as torch from '../src/torch/index.js';
 import { train } from '../src/engine/trainer.js';
 import { loadCheckpoint, disposeCheckpoint } from '../src/engine/checkpoint.js';
-import { loadTrainData, type TrainData } from '../src/engine/data.js';
+import type { TrainData } from '../src/engine/data.js';
 import { resolveConfig, type MethodName } from '../src/engine/config.js';
 import { InMemoryDataset, PKBatchSampler } from '../src/data/index.js';
 import { packageRoot } from '../src/torch/native.js';

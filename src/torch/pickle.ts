@@ -27,7 +27,6 @@ export interface UnpickleHooks {
   fail(detail: string): never;
 }
 
-const MARK = Symbol('mark');
 
 /** Which allowed global made an object (for BUILD). */
 const madeBy = new WeakMap<object, PyGlobal>();
