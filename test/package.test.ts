@@ -1,6 +1,6 @@
 // dyad as an npm package: `npm pack` the project, install the tarball into a fresh temp project
 // (`npm ci --offline` from the local npm cache that `npm ci` filled: no registry access), then
-// use it as a user would: `import 'dyad'` and `dyad/torch`, a training step, `npx dyad --help`,
+// use it as a user would: `import 'dyad'` and `dyad/torch`, a training step, `Model.load` and `predict`, `npx dyad --help`,
 // and a TypeScript consumer type-checked with moduleResolution nodenext and bundler. The addon
 // is not recompiled: the project's own build (native/build/Release/dyad.node, same sources, same
 // libtorch) is put into the temp cache folder with its record, as a first-import build would
@@ -12,6 +12,8 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { packageRoot } from '../src/torch/package_root.js';
+import { Classifier } from '../src/models/classifier.js';
+import { buildBackbone, saveClassifier } from '../src/engine/classify.js';
 
 const root = packageRoot();
 let tmp: string;
@@ -117,15 +119,28 @@ for (let i = 0; i < 5; i++) {
     return loss.item();
   }));
 }
-console.log(JSON.stringify({ losses, model: typeof dyad.Model, hub: typeof dyad.resolveModelSource, same: dyad.torch.Tensor === torch.Tensor }));
+const clf = await dyad.Model.load(${JSON.stringify(path.join(tmp, 'clf.safetensors'))});
+const [res] = await clf.predict(torch.zeros([1, 16, 16], { dtype: 'uint8' }));
+console.log(JSON.stringify({ losses, model: typeof dyad.Model, hub: typeof dyad.resolveModelSource, same: dyad.torch.Tensor === torch.Tensor,
+  task: clf.task, names: res.names, top1conf: res.probs.top1conf }));
 `);
+  // a classifier checkpoint for the consumer's Model.load and predict, written with this checkout's dyad
+  {
+    const cfg = { backbone: 'resnet18' as const, width: 8, imageSize: 16, stem: 'cifar' as const, channels: 1 as const, mean: [0.5], std: [0.25] };
+    const clf = new Classifier(buildBackbone(cfg), 3);
+    saveClassifier(path.join(tmp, 'clf.safetensors'), clf, { config: cfg, names: ['a', 'b', 'c'], provenance: { mode: 'supervised', labelFraction: 1, labels: 0, data: 'none' } });
+    clf.dispose();
+  }
   // DYAD_NO_BUILD=1: a missing or unfit addon fails here instead of compiling for minutes.
   const env = cleanEnv({ DYAD_CACHE: cache, DYAD_NO_BUILD: '1' });
   const r = run(process.execPath, ['train.mjs'], { cwd: consumer, env });
   assert.equal(r.status, 0, r.stderr);
-  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { losses: number[]; model: string; hub: string; same: boolean };
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { losses: number[]; model: string; hub: string; same: boolean; task: string; names: string[]; top1conf: number };
   assert.ok(out.losses.at(-1)! < out.losses[0]!, `the loss falls: ${out.losses.join(', ')}`);
   assert.deepEqual([out.model, out.hub, out.same], ['function', 'function', true]);
+  assert.equal(out.task, 'classifier');
+  assert.deepEqual(out.names, ['a', 'b', 'c']);
+  assert.ok(out.top1conf > 0 && out.top1conf <= 1, `top1conf ${out.top1conf}`);
 
   const help = run('npx', ['--offline', '--no-install', 'dyad', '--help'], { cwd: consumer, env });
   assert.equal(help.status, 0, help.stderr);
