@@ -14,6 +14,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   search: async () => (await import('./search.js')).main,
   clip: async () => (await import('./clip.js')).main,
   'label-efficiency': async () => (await import('./label_efficiency.js')).main,
+  soak: async () => (await import('./soak.js')).main,
 };
 
 const [name, ...rest] = process.argv.slice(2);
