@@ -6,15 +6,19 @@
  * count and bytes and the caching allocator's idle bytes (`torch.memory()`), V8's heapUsed and
  * external. One JSON line per sample, then a summary line: RSS growth after the warm-up
  * (`--warmup` steps; the target is < 25 MB) and the tensor count range after it (flat).
- * Flags: --steps 10000 --batch 32 --every 500 --warmup 1000 --width 16 --threads 2
+ * `--trainer` runs the steps through the engine's `train()` instead (`--progress` shows its line).
+ * Flags: --steps 10000 --batch 32 --every 500 --warmup 1000 --width 16 --threads 2 --trainer --progress
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import * as torch from '../src/torch/index.js';
 import { DataLoader, FashionMNIST, InMemoryDataset } from '../src/data/index.js';
 import { createMethod } from '../src/methods/index.js';
 import { SGD, paramGroupsForWeightDecay } from '../src/optim/index.js';
 import { LinearWarmupCosine } from '../src/optim/lr_scheduler.js';
 import { SimCLRTransform } from '../src/transforms/index.js';
+import { train } from '../src/engine/trainer.js';
 import { emit, machine, num } from './common.js';
 
 /** Resident set size in MB (VmRSS), or process.memoryUsage's rss off Linux. */
@@ -45,35 +49,24 @@ function sample(step: number, loss: number): SoakSample {
     heap_used_mb: mb(v8.heapUsed), external_mb: mb(v8.external), loss: Number(loss.toFixed(4)) };
 }
 
-export async function main(args: Record<string, unknown>): Promise<void> {
-  const steps = num(args.steps, 10_000);
-  const batch = num(args.batch, 32);
-  const every = num(args.every, 500);
-  const warmup = num(args.warmup, 1000);
-  const width = num(args.width, 16);
-  torch.setNumThreads(num(args.threads, 2));
-  torch.manualSeed(0);
-
+/** `steps` steps of the pieces `dyad train` uses, in a loop of its own; a sample every `every` steps. */
+async function ownLoop(o: { steps: number; batch: number; every: number; width: number }, samples: SoakSample[]): Promise<void> {
   const train = await InMemoryDataset.from(await FashionMNIST.open({ train: true }), { channels: 1 });
   const method = createMethod({ method: 'simclr', temperature: 0.5, concatViews: true, headLayers: 3, loss: 'ntxent',
-    backbone: { name: 'resnet18', inChannels: 1, imageSize: 28, width, stem: 'cifar-stride2' } });
+    backbone: { name: 'resnet18', inChannels: 1, imageSize: 28, width: o.width, stem: 'cifar-stride2' } });
   const transform = new SimCLRTransform({ inputSize: 28, minScale: 0.2, cjStrength: 0.5, gaussianBlur: 0, randomGrayScale: 0,
     normalize: { mean: [0.286], std: [0.353] } });
   const optimizer = new SGD(paramGroupsForWeightDecay(method.trainableParameters(), { weightDecay: 5e-4 }),
-    { lr: (0.12 * batch) / 256, momentum: 0.9, weightDecay: 5e-4 });
-  const scheduler = new LinearWarmupCosine(optimizer, { warmupSteps: 0, totalSteps: steps });
-  const loader = new DataLoader(train, { batchSize: batch, shuffle: true, seed: 0, dropLast: true, imageSize: 28, channels: 1, fit: 'cover' });
-
-  const samples: SoakSample[] = [sample(0, NaN)];
-  emit({ bench: 'soak', ...samples[0]! });
-  const t0 = performance.now();
+    { lr: (0.12 * o.batch) / 256, momentum: 0.9, weightDecay: 5e-4 });
+  const scheduler = new LinearWarmupCosine(optimizer, { warmupSteps: 0, totalSteps: o.steps });
+  const loader = new DataLoader(train, { batchSize: o.batch, shuffle: true, seed: 0, dropLast: true, imageSize: 28, channels: 1, fit: 'cover' });
   method.train();
   let step = 0;
   try {
-    for (let epoch = 0; step < steps; epoch++) {
+    for (let epoch = 0; step < o.steps; epoch++) {
       loader.setEpoch(epoch);
       for await (const { images } of loader) {
-        const ctx = { step, totalSteps: steps, epoch };
+        const ctx = { step, totalSteps: o.steps, epoch };
         const loss = torch.scope(() => {
           const l = method.trainingStep(transform.forward(images), ctx);
           const value = l.item();
@@ -85,29 +78,65 @@ export async function main(args: Record<string, unknown>): Promise<void> {
         method.afterStep(ctx);
         scheduler.step();
         step++;
-        if (step % every === 0 || step === steps) {
-          const s = sample(step, loss);
-          samples.push(s);
-          emit({ bench: 'soak', ...s });
-        }
-        if (step === steps) break;
+        if (step % o.every === 0 || step === o.steps) record(samples, step, loss);
+        if (step === o.steps) break;
       }
     }
   } finally {
     loader.close();
+    train.dispose();
+    method.dispose();
+    optimizer.dispose();
   }
+}
+
+/**
+ * The same steps through the engine's public `train(config, hooks)`: `every` steps per epoch
+ * (`maxStepsPerEpoch`), a sample at each epoch's end, checkpoints written to a temporary folder.
+ */
+async function trainerLoop(o: { steps: number; batch: number; every: number; width: number; progress: boolean }, samples: SoakSample[]): Promise<void> {
+  const out = mkdtempSync(path.join(tmpdir(), 'dyad-soak-'));
+  let step = 0;
+  try {
+    await train({ method: 'simclr', data: 'fashion-mnist', batch: o.batch, width: o.width, stem: 'cifar-stride2', knnEvery: 0,
+      epochs: Math.ceil(o.steps / o.every), maxStepsPerEpoch: o.every, out }, {
+      silent: !o.progress,
+      onEpoch: (m) => {
+        step += o.every;
+        record(samples, step, m.loss);
+      },
+    });
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+}
+
+function record(samples: SoakSample[], step: number, loss: number): void {
+  const s = sample(step, loss);
+  samples.push(s);
+  emit({ bench: 'soak', ...s });
+}
+
+export async function main(args: Record<string, unknown>): Promise<void> {
+  const o = { steps: num(args.steps, 10_000), batch: num(args.batch, 32), every: num(args.every, 500), width: num(args.width, 16),
+    progress: Boolean(args.progress) };
+  const warmup = num(args.warmup, 1000);
+  const mode = args.trainer ? 'trainer' : 'loop';
+  torch.setNumThreads(num(args.threads, 2));
+  torch.manualSeed(0);
+  const samples: SoakSample[] = [];
+  record(samples, 0, NaN);
+  const t0 = performance.now();
+  if (mode === 'trainer') await trainerLoop(o, samples);
+  else await ownLoop(o, samples);
   const seconds = (performance.now() - t0) / 1000;
   const base = samples.find((s) => s.step >= warmup) ?? samples[samples.length - 1]!;
-  const after = samples.filter((s) => s.step >= base.step);
   const last = samples[samples.length - 1]!;
-  const tensors = after.map((s) => s.tensors);
+  const tensors = samples.filter((s) => s.step >= base.step).map((s) => s.tensors);
   const rssGrowth = last.rss_mb - base.rss_mb;
-  const steady = Math.max(1, last.step - base.step);
-  emit({ bench: 'soak', summary: true, steps, batch, width, seconds: Number(seconds.toFixed(1)), warmup_step: base.step,
+  emit({ bench: 'soak', summary: true, mode, steps: last.step, batch: o.batch, width: o.width, seconds: Number(seconds.toFixed(1)), warmup_step: base.step,
     rss_at_warmup_mb: base.rss_mb, rss_end_mb: last.rss_mb, rss_growth_mb: Number(rssGrowth.toFixed(1)),
-    rss_kb_per_step: Number(((rssGrowth * 1024) / steady).toFixed(2)),
+    rss_kb_per_step: Number(((rssGrowth * 1024) / Math.max(1, last.step - base.step)).toFixed(2)),
     tensors_min: Math.min(...tensors), tensors_max: Math.max(...tensors),
     flat: rssGrowth < 25 && Math.min(...tensors) === Math.max(...tensors), ...machine() });
-  method.dispose();
-  optimizer.dispose();
 }
