@@ -2,7 +2,8 @@
 //
 // Every JS tensor owns one heap `at::Tensor` held by a `Holder` wrapped (napi_wrap) in a
 // type-tagged plain object. The holder is freed by an explicit `free` (dispose), which also
-// removes the wrap and its finalizer, or by the finalizer when the JS object is collected. Native bytes are reported to V8 once per
+// removes the wrap and its finalizer, or by the finalizer when the JS object is collected.
+// Native bytes are reported to V8 once per
 // storage, not per handle: a view shares its base's storage and adds nothing, so code that
 // makes many views of large activations does not look to V8 like many large allocations
 // (which made it run full garbage collections back to back). The total is reported with

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TorchError } from './errors.js';
 
-/** An opaque tensor handle (a type-tagged napi External). */
+/** An opaque tensor handle (a type-tagged object that wraps the native tensor; see native/src/handle.h). */
 export type Handle = { readonly __handle: unique symbol };
 
 /** The addon's exports: the op table plus core functions. Arguments are positional. */
