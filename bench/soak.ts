@@ -91,19 +91,27 @@ async function ownLoop(o: { steps: number; batch: number; every: number; width: 
 }
 
 /**
- * The same steps through the engine's public `train(config, hooks)`: `every` steps per epoch
- * (`maxStepsPerEpoch`), a sample at each epoch's end, checkpoints written to a temporary folder.
+ * The same steps through the engine's public `train(config, hooks)`: full epochs (1,875 steps at
+ * batch 32), checkpoints written to a temporary folder, a sample every `every` steps taken from
+ * the method's `afterStep` (wrapped in the `init` hook; the trainer has no per-step hook yet).
+ * Samples must fall inside epochs: what a step left for Node's event loop is released at an epoch
+ * boundary, where the loop awaits more than promises.
  */
 async function trainerLoop(o: { steps: number; batch: number; every: number; width: number; progress: boolean }, samples: SoakSample[]): Promise<void> {
   const out = mkdtempSync(path.join(tmpdir(), 'dyad-soak-'));
-  let step = 0;
+  const perEpoch = Math.floor(60_000 / o.batch);
+  const epochs = Math.ceil(o.steps / perEpoch);
   try {
     await train({ method: 'simclr', data: 'fashion-mnist', batch: o.batch, width: o.width, stem: 'cifar-stride2', knnEvery: 0,
-      epochs: Math.ceil(o.steps / o.every), maxStepsPerEpoch: o.every, out }, {
+      epochs, maxStepsPerEpoch: Math.ceil(o.steps / epochs), out }, {
       silent: !o.progress,
-      onEpoch: (m) => {
-        step += o.every;
-        record(samples, step, m.loss);
+      init: (method) => {
+        const afterStep = method.afterStep.bind(method);
+        method.afterStep = (ctx) => {
+          afterStep(ctx);
+          const done = ctx.step + 1;
+          if (done % o.every === 0 && done <= o.steps) record(samples, done, NaN);
+        };
       },
     });
   } finally {
