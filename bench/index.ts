@@ -15,6 +15,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   clip: async () => (await import('./clip.js')).main,
   'label-efficiency': async () => (await import('./label_efficiency.js')).main,
   methods: async () => (await import('./methods.js')).main,
+  soak: async () => (await import('./soak.js')).main,
 };
 
 const [name, ...rest] = process.argv.slice(2);

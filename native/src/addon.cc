@@ -168,11 +168,7 @@ Napi::Value item(Args& a) {
 }
 
 Napi::Value freeTensor(Args& a) {
-  Napi::Value v = a.raw(0);
-  if (v.IsExternal()) {
-    auto* h = unwrapHolder(a.env(), v, "free");
-    freeHolder(a.env(), h);
-  }
+  if (a.size() > 0 && a.raw(0).IsObject()) disposeHandle(a.env(), a.raw(0));
   return a.env().Undefined();
 }
 

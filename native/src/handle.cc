@@ -83,6 +83,19 @@ void account(napi_env env, const void* storage, int handles, int64_t bytes) {
 }
 }  // namespace
 
+namespace {
+/// The handle's finalizer: a tensor nobody disposed, collected by V8.
+void finalizeHolder(napi_env env, void* data, void* /*hint*/) {
+  auto* h = static_cast<Holder*>(data);
+  freeHolder(Napi::Env(env), h);
+  delete h;
+}
+
+void check(Napi::Env env, napi_status status, const char* what) {
+  if (status != napi_ok) throw Napi::Error::New(env, std::string("dyad: ") + what + " failed (napi status " + std::to_string(status) + ")");
+}
+}  // namespace
+
 Napi::Value wrap(Napi::Env env, at::Tensor t) {
   if (!t.defined()) return env.Null();
   auto* h = new Holder{std::move(t)};
@@ -91,12 +104,21 @@ Napi::Value wrap(Napi::Env env, at::Tensor t) {
   h->storage = shared ? static_cast<const void*>(h->t.storage().unsafeGetStorageImpl()) : h;
   account(env, h->storage, +1,
           shared ? static_cast<int64_t>(h->t.storage().nbytes()) : static_cast<int64_t>(h->t.numel() * h->t.element_size()));
-  auto ext = Napi::External<Holder>::New(env, h, [](Napi::Env env, Holder* h) {
+  // A plain object with the holder wrapped in it, not an External: dispose removes the wrap and
+  // its finalizer at once (disposeHandle). An External's finalizer cannot be cancelled; Node
+  // queues it when V8 collects the handle and runs it only in its next setImmediate phase, which
+  // a training loop that is synchronous or awaits only promises (the DataLoader over in-memory
+  // data) never reaches: ~250 bytes per disposed tensor stayed allocated, ~65 KB a SimCLR step.
+  napi_value obj;
+  napi_status st = napi_create_object(env, &obj);
+  if (st == napi_ok) st = napi_type_tag_object(env, obj, &kTensorTag);
+  if (st == napi_ok) st = napi_wrap(env, obj, h, finalizeHolder, nullptr, nullptr);
+  if (st != napi_ok) {
     freeHolder(env, h);
     delete h;
-  });
-  ext.TypeTag(&kTensorTag);
-  return ext;
+    check(env, st, "wrapping a tensor");
+  }
+  return Napi::Value(env, obj);
 }
 
 void freeHolder(Napi::Env env, Holder* h) {
@@ -107,16 +129,34 @@ void freeHolder(Napi::Env env, Holder* h) {
   h->storage = nullptr;
 }
 
-Holder* unwrapHolder(Napi::Env env, const Napi::Value& v, const char* what) {
-  if (v.IsExternal()) {
-    auto ext = v.As<Napi::External<Holder>>();
-    if (ext.CheckTypeTag(&kTensorTag)) {
-      Holder* h = ext.Data();
-      if (!h->t.defined()) throw Napi::Error::New(env, std::string(what) + ": the tensor was disposed");
-      return h;
+/// The holder behind `v` if it is a tensor handle (null once disposed); throws a TypeError otherwise.
+static Holder* holderOf(Napi::Env env, const Napi::Value& v, const char* what) {
+  napi_valuetype type;
+  if (napi_typeof(env, v, &type) == napi_ok && type == napi_object) {
+    bool tagged = false;
+    if (napi_check_object_type_tag(env, v, &kTensorTag, &tagged) == napi_ok && tagged) {
+      void* data = nullptr;
+      // a disposed handle keeps its tag but has no wrap any more
+      if (napi_unwrap(env, v, &data) != napi_ok) return nullptr;
+      return static_cast<Holder*>(data);
     }
   }
   throw Napi::TypeError::New(env, std::string(what) + ": expected a Tensor");
+}
+
+Holder* unwrapHolder(Napi::Env env, const Napi::Value& v, const char* what) {
+  Holder* h = holderOf(env, v, what);
+  if (h == nullptr || !h->t.defined()) throw Napi::Error::New(env, std::string(what) + ": the tensor was disposed");
+  return h;
+}
+
+void disposeHandle(Napi::Env env, const Napi::Value& v) {
+  Holder* h = holderOf(env, v, "free");
+  if (h == nullptr) return;  // disposed before
+  void* data = nullptr;
+  check(env, napi_remove_wrap(env, v, &data), "disposing a tensor");
+  freeHolder(env, h);
+  delete h;
 }
 
 void throwTorch(Napi::Env env, const std::string& msg) {

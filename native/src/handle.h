@@ -1,8 +1,9 @@
 // dyad native engine: tensor handles, argument conversion and error translation.
 //
-// Every JS tensor owns one heap `at::Tensor` held by a `Holder` inside a type-tagged
-// napi External. The holder is freed by an explicit `free` (dispose) or by the External's
-// finalizer when the JS object is collected. Native bytes are reported to V8 once per
+// Every JS tensor owns one heap `at::Tensor` held by a `Holder` wrapped (napi_wrap) in a
+// type-tagged plain object. The holder is freed by an explicit `free` (dispose), which also
+// removes the wrap and its finalizer, or by the finalizer when the JS object is collected.
+// Native bytes are reported to V8 once per
 // storage, not per handle: a view shares its base's storage and adds nothing, so code that
 // makes many views of large activations does not look to V8 like many large allocations
 // (which made it run full garbage collections back to back). The total is reported with
@@ -38,11 +39,15 @@ at::ScalarType parseDtype(const std::string& s);
 const char* dtypeName(at::ScalarType t);
 at::Device parseDevice(const std::string& s);
 
-/// Wraps a tensor in a new JS handle (an External with a finalizer).
+/// Wraps a tensor in a new JS handle (a tagged object with the holder wrapped in it).
 Napi::Value wrap(Napi::Env env, at::Tensor t);
 /// The tensor behind a JS handle; throws a TypeError naming `what` otherwise.
 Holder* unwrapHolder(Napi::Env env, const Napi::Value& v, const char* what);
+/// Drops a holder's tensor and its accounting (the holder itself stays allocated).
 void freeHolder(Napi::Env env, Holder* h);
+/// Frees the tensor behind a handle now and removes the handle's wrap and finalizer, so nothing
+/// is left for the garbage collector; a no-op for a handle disposed before.
+void disposeHandle(Napi::Env env, const Napi::Value& v);
 
 /// Throws a JS TorchError (or Error before TS registered the class) with `msg`.
 [[noreturn]] void throwTorch(Napi::Env env, const std::string& msg);

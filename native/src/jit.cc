@@ -37,7 +37,10 @@ Napi::Value fromIValue(Napi::Env env, const c10::IValue& v) {
     return arr;
   }
   if (v.isGenericDict()) {
+    // a dict is an object with a null prototype: tensor handles are plain objects too (handle.cc)
     auto obj = Napi::Object::New(env);
+    Napi::Object objectCtor = env.Global().Get("Object").As<Napi::Object>();
+    objectCtor.Get("setPrototypeOf").As<Napi::Function>().Call(objectCtor, {obj, env.Null()});
     for (const auto& kv : v.toGenericDict()) {
       if (!kv.key().isString()) throw std::runtime_error("TorchScript forward returned a dict with non-string keys");
       obj.Set(kv.key().toStringRef(), fromIValue(env, kv.value()));

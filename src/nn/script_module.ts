@@ -153,7 +153,8 @@ export class ScriptModule extends Module {
   call(...inputs: Tensor[]): unknown {
     const conv = (v: unknown): unknown => {
       if (Array.isArray(v)) return v.map(conv);
-      if (v !== null && typeof v === 'object' && !(v instanceof Tensor) && Object.getPrototypeOf(v) === Object.prototype) {
+      // a TorchScript dict arrives as an object with a null prototype; a tensor handle is a plain object
+      if (v !== null && typeof v === 'object' && Object.getPrototypeOf(v) === null) {
         return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, conv(x)]));
       }
       if (v !== null && typeof v === 'object') return wrap(v as Handle);

@@ -31,7 +31,7 @@
 import type { DType, Device } from './dtype.js';
 import type { MemoryFormat } from './tensor.js';
 
-/** An opaque tensor handle (a type-tagged napi External). */
+/** An opaque tensor handle (a type-tagged object that wraps the native tensor; see native/src/handle.h). */
 export type Handle = { readonly __handle: unique symbol };
 
 /** The JS type of each argument reader of handle.h (`Args::t`, `Args::ts`, ...). */
