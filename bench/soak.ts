@@ -93,7 +93,7 @@ async function ownLoop(o: { steps: number; batch: number; every: number; width: 
 /**
  * The same steps through the engine's public `train(config, hooks)`: full epochs (1,875 steps at
  * batch 32), checkpoints written to a temporary folder, a sample every `every` steps taken from
- * the method's `afterStep` (wrapped in the `init` hook; the trainer has no per-step hook yet).
+ * the engine loop's per-step callback (`onStepEnd`, with the step's loss).
  * Samples must fall inside epochs: what a step left for Node's event loop is released at an epoch
  * boundary, where the loop awaits more than promises.
  */
@@ -105,13 +105,9 @@ async function trainerLoop(o: { steps: number; batch: number; every: number; wid
     await train({ method: 'simclr', data: 'fashion-mnist', batch: o.batch, width: o.width, stem: 'cifar-stride2', knnEvery: 0,
       epochs, maxStepsPerEpoch: Math.ceil(o.steps / epochs), out }, {
       silent: !o.progress,
-      init: (method) => {
-        const afterStep = method.afterStep.bind(method);
-        method.afterStep = (ctx) => {
-          afterStep(ctx);
-          const done = ctx.step + 1;
-          if (done % o.every === 0 && done <= o.steps) record(samples, done, NaN);
-        };
+      onStepEnd: (s) => {
+        const done = s.step + 1;
+        if (done % o.every === 0 && done <= o.steps) record(samples, done, s.loss);
       },
     });
   } finally {
