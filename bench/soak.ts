@@ -37,6 +37,8 @@ export interface SoakSample {
   tensor_mb: number;
   cached_mb: number;
   heap_used_mb: number;
+  /** V8's committed heap: part of RSS that follows the garbage collector's sizing, not live data. */
+  heap_total_mb: number;
   external_mb: number;
   loss: number;
 }
@@ -46,7 +48,7 @@ function sample(step: number, loss: number): SoakSample {
   const v8 = process.memoryUsage();
   const mb = (b: number): number => Number((b / 2 ** 20).toFixed(1));
   return { step, rss_mb: Number(rssMB().toFixed(1)), tensors: mem.count, tensor_mb: mb(mem.bytes), cached_mb: mb(mem.cachedBytes),
-    heap_used_mb: mb(v8.heapUsed), external_mb: mb(v8.external), loss: Number(loss.toFixed(4)) };
+    heap_used_mb: mb(v8.heapUsed), heap_total_mb: mb(v8.heapTotal), external_mb: mb(v8.external), loss: Number(loss.toFixed(4)) };
 }
 
 /** `steps` steps of the pieces `dyad train` uses, in a loop of its own; a sample every `every` steps. */
@@ -140,6 +142,9 @@ export async function main(args: Record<string, unknown>): Promise<void> {
   const rssGrowth = last.rss_mb - base.rss_mb;
   emit({ bench: 'soak', summary: true, mode, steps: last.step, batch: o.batch, width: o.width, seconds: Number(seconds.toFixed(1)), warmup_step: base.step,
     rss_at_warmup_mb: base.rss_mb, rss_end_mb: last.rss_mb, rss_growth_mb: Number(rssGrowth.toFixed(1)),
+    // how much of it is V8 committing a larger JS heap (its GC sizing), and what is left for native memory
+    v8_heap_total_growth_mb: Number((last.heap_total_mb - base.heap_total_mb).toFixed(1)),
+    rss_growth_outside_v8_heap_mb: Number((rssGrowth - (last.heap_total_mb - base.heap_total_mb)).toFixed(1)),
     rss_kb_per_step: Number(((rssGrowth * 1024) / Math.max(1, last.step - base.step)).toFixed(2)),
     tensors_min: Math.min(...tensors), tensors_max: Math.max(...tensors),
     flat: rssGrowth < 25 && Math.min(...tensors) === Math.max(...tensors), ...machine() });
