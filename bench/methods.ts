@@ -34,6 +34,7 @@ import { InMemoryDataset } from '../src/data/index.js';
 import { SSL_METHODS, type SSLMethodName } from '../src/methods/index.js';
 import type { TrainConfig } from '../src/engine/config.js';
 import { emit, machine, num } from './common.js';
+import { isDyadError } from '../src/errors.js';
 
 const mb = (b: number): number => Math.round(b / 2 ** 20);
 
@@ -90,7 +91,16 @@ export async function main(args: Record<string, unknown>): Promise<void> {
         r.model.dispose();
       } else {
         const m = method as SSLMethodName;
-        const { r, wall_s, peak_rss_mb } = await run(m, data, { knnEvery: epochs, ...(m === 'triplet' ? { samplesPerClass: K } : {}) }, path.join(out, m));
+        let ran: Awaited<ReturnType<typeof run>>;
+        try {
+          ran = await run(m, data, { knnEvery: epochs, ...(m === 'triplet' ? { samplesPerClass: K } : {}) }, path.join(out, m));
+        } catch (e) {
+          // a method whose loss diverges is a row of the table ("diverged"), not the end of the benchmark
+          if (!isDyadError(e, 'TRAINING_DIVERGED')) throw e;
+          emit({ bench: 'methods', method, diverged: (e as Error).message, ...settings });
+          continue;
+        }
+        const { r, wall_s, peak_rss_mb } = ran;
         const last = r.metrics.at(-1)!;
         let linear: number | null = null;
         if (probe) {
