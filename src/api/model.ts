@@ -38,14 +38,21 @@ import { freshRunDir, type TrainOutcome } from './trainer.js';
 import type { ValMetrics } from './validator.js';
 import { writeFileAtomic } from '../torch/io.js';
 import { localOrHub } from '../hub/index.js';
-import { isTorchScriptFile } from '../nn/index.js';
+import { StateDictError, isTorchScriptFile } from '../nn/index.js';
+import { CheckpointError } from '../engine/checkpoint.js';
 import { loadTorchvisionClassifier } from '../export/pytorch.js';
+import { loadTorchScriptParts, type TorchScriptLoadOptions } from './torchscript.js';
 import { exportNetOnnx } from '../export/onnx/net.js';
 import { exportClipOnnx } from '../export/onnx/clip.js';
+import { ExportError } from '../export/onnx/graph.js';
 import type { TorchvisionArch } from '../models/torchvision.js';
 
-/** `Model.load` options beyond the model's overrides: a Hub revision; a torchvision state dict's (`.pth`, `.pt`) architecture and class names. */
-export interface LoadOptions {
+/**
+ * `Model.load` options beyond the model's overrides: a Hub revision; a torchvision state dict's
+ * (`.pth`, `.pt`) architecture and class names; a TorchScript model's input size, statistics,
+ * output size and class names (`TorchScriptLoadOptions`; `channels` is the override's).
+ */
+export interface LoadOptions extends Omit<TorchScriptLoadOptions, 'channels'> {
   /** A Hub id's revision (branch, tag or commit), as `hf://org/name@revision` does. */
   revision?: string;
   /** torchvision architecture (default 'resnet18'). */
@@ -71,10 +78,14 @@ export interface ExportArgs {
 
 /** A torchvision classifier checkpoint as a dyad classifier network. */
 function loadTorchvisionNet(file: string, o: LoadOptions): Net {
-  if (isTorchScriptFile(file)) {
-    throw new TypeError(`${file} is a TorchScript module: load it with nn.ScriptModule.load('${file}') and use it as a backbone; Model.load reads dyad checkpoints, CLIP folders and torchvision state dicts`);
+  let r: ReturnType<typeof loadTorchvisionClassifier>;
+  try {
+    r = loadTorchvisionClassifier(file, o.arch ?? 'resnet18', { names: o.names });
+  } catch (e) {
+    if (!(e instanceof StateDictError)) throw e;
+    throw new CheckpointError(`${file} is not a torchvision ${o.arch ?? 'resnet18'} state dict (${e.message.split('\n').slice(1).map((l) => l.trim()).filter((l) => !l.startsWith('(pass')).join(' ')}). ` +
+      "Pass its architecture ({ arch: 'resnet34' }), or export any other model as TorchScript (torch.jit.trace(model, x).save('model.pt')) and Model.load that", { cause: e });
   }
-  const r = loadTorchvisionClassifier(file, o.arch ?? 'resnet18', { names: o.names });
   return new Net('classifier', r.classifier, r.config as NetConfig, r.names, file);
 }
 
@@ -111,15 +122,22 @@ export class Model implements Embedder {
    * Loads a dyad checkpoint: a self-supervised run's `best.safetensors` (an embedder), a
    * classifier from `linearProbe` / `finetune` / supervised training, or a CLIP (a Hugging Face
    * CLIP folder, or a `dyad train --method clip` checkpoint: task 'clip', see `setClasses`), a
-   * torchvision state dict (`resnet18.pth`, `{ arch }`), or any of these on the Hugging Face Hub
+   * torchvision state dict (`resnet18.pth`, `{ arch }`), a TorchScript model (`model.pt` from
+   * `torch.jit.trace`: an embedder, or a classifier when it has class names, see `./torchscript.ts`;
+   * `{ imgsz, mean, std, featureDim, names }`), or any of these on the Hugging Face Hub
    * (`hf://org/name[@revision]`, fetched once into the HF cache; nothing downloads otherwise).
    * @throws CheckpointError for a missing or damaged file, or weights that do not fit its config.
    */
   static async load(weights: string, overrides: ModelOverrides & LoadOptions = {}): Promise<Model> {
-    const { arch, names, revision, ...rest } = overrides;
+    const { arch, names, revision, imgsz, mean, std, featureDim, ...rest } = overrides;
     const m = new Model(rest);
     const file = await localOrHub(weights, { revision });
-    m.#setNet(/\.(pth|pt|bin)$/i.test(file) ? loadTorchvisionNet(file, { arch, names }) : loadNet(file));
+    if (isTorchScriptFile(file)) {
+      const p = loadTorchScriptParts(file, { imgsz: imgsz ?? rest.imageSize, channels: rest.channels, mean, std, featureDim, names });
+      m.#setNet(new Net(p.task, p.module, p.config, p.names, file));
+    } else {
+      m.#setNet(/\.(pth|pt|bin)$/i.test(file) ? loadTorchvisionNet(file, { arch, names }) : loadNet(file));
+    }
     return m;
   }
 
@@ -346,6 +364,10 @@ export class Model implements Embedder {
     const net = this.#requireNet('export');
     const format = args.format ?? 'onnx';
     if (format !== 'onnx') throw new TypeError(`export: format must be 'onnx' (the only one dyad writes), got '${String(format)}'`);
+    if (net.config.backbone === 'torchscript') {
+      throw new ExportError(`${net.weights ?? 'this model'} runs a TorchScript model (${String(net.config.backboneFrom)}), whose graph dyad does not lower to ONNX: ` +
+        'export the TorchScript model with torch.onnx.export in PyTorch');
+    }
     const o = { opset: args.opset, dynamicBatch: args.dynamicBatch ?? true, half: args.half ?? false };
     const base = (net.weights ?? 'model').replace(/[/\\]+$/, '').replace(/\.(safetensors|pth|pt|bin)$/i, '');
     if (net.clip) {

@@ -11,6 +11,7 @@ import type { Tensor } from '../torch/index.js';
 import { writeFileAtomic } from '../torch/io.js';
 import { readHeader } from '../torch/safetensors.js';
 import type * as nn from '../nn/index.js';
+import { TorchScriptError } from '../nn/index.js';
 import type { SelfSupervisedMethod } from '../methods/index.js';
 import { Classifier, type ClassifierBackbone } from '../models/classifier.js';
 import { CLIPModel } from '../models/clip/model.js';
@@ -20,6 +21,7 @@ import { DEFAULT_TEMPLATES, checkLabels, zeroShotClassifier } from '../models/cl
 import { loadMethod } from '../engine/trainer.js';
 import { CheckpointError, disposeCheckpoint, loadCheckpoint, saveCheckpoint, type CheckpointMeta } from '../engine/checkpoint.js';
 import { buildBackbone, saveClassifier, type ClassifierProvenance, type ModelInputConfig } from '../engine/classify.js';
+import { BackboneEmbedder } from './torchscript.js';
 
 export type Task = 'embedder' | 'classifier' | 'clip';
 
@@ -189,13 +191,15 @@ export function loadNet(file: string): Net {
   if (CLIPModel.isCLIPPath(file)) return loadCLIPNet(file);
   const ck = loadCheckpoint(file);
   const task = ck.meta.task;
+  if (task === 'embedder' && ck.meta.config.backbone === 'torchscript' && ck.meta.config.method === undefined) return loadBackboneNet(file, ck);
   if (task === 'embedder') {
     disposeCheckpoint(ck);
     let loaded: ReturnType<typeof loadMethod>;
     try {
       loaded = loadMethod(file);
     } catch (e) {
-      throw new CheckpointError((e as Error).message);
+      const msg = (e as Error).message;
+      throw new CheckpointError(e instanceof TorchScriptError && !msg.includes(file) ? `${file}: ${msg}` : msg, { cause: e });
     }
     return new Net('embedder', loaded.method, loaded.config as unknown as NetConfig, loaded.names, file, loaded.meta);
   }
@@ -219,6 +223,29 @@ export function loadNet(file: string): Net {
       throw new CheckpointError(`${file}: the weights do not match the model described by its config (${(e as Error).message})`);
     }
     return new Net('classifier', model, config, names, file, ck.meta);
+  } finally {
+    disposeCheckpoint(ck);
+  }
+}
+
+/** A saved `Model.load('model.pt')` embedder (a TorchScript backbone, no method): the .pt again, then the checkpoint's weights. */
+function loadBackboneNet(file: string, ck: ReturnType<typeof loadCheckpoint>): Net {
+  try {
+    const config = classifierConfig(ck.meta.config, file);
+    let bb: ReturnType<typeof buildBackbone>;
+    try {
+      bb = buildBackbone(config);
+    } catch (e) {
+      throw new CheckpointError(`${file}: cannot build the model its config describes (${(e as Error).message})`, { cause: e });
+    }
+    const model = new BackboneEmbedder(bb);
+    try {
+      model.loadStateDict(ck.model);
+    } catch (e) {
+      model.dispose();
+      throw new CheckpointError(`${file}: the weights do not match the model described by its config (${(e as Error).message})`);
+    }
+    return new Net('embedder', model, config, ck.meta.names ?? [], file, ck.meta);
   } finally {
     disposeCheckpoint(ck);
   }

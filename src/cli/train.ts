@@ -26,6 +26,7 @@ export function registerTrainCommands(p: Command): void {
     .option('--epochs <n>', 'epochs', intArg('--epochs', 1), 10)
     .option('--batch <n>', 'images per batch (lr scales with batch/256)', intArg('--batch', 2), 256)
     .addOption(new Option('--backbone <name>', 'backbone').choices(['resnet18', 'resnet34', 'resnet50', 'vit-tiny', 'vit-small']).default('resnet18'))
+    .option('--backbone-from <model.pt>', 'a TorchScript model (torch.jit.trace(...).save) as the encoder, its output as the features (replaces --backbone; default --channels 3)')
     .option('--width <n>', 'channels of the first ResNet stage (64 in the paper) or ViT width', intArg('--width', 1), 16)
     .addOption(new Option('--stem <name>', "ResNet stem: cifar (3×3/1) for small images, imagenet (7×7/2 + max-pool), cifar-stride2 (3×3/2: ≈ 3.5× faster at 28 px, more epochs per hour); auto picks cifar up to 64 px").choices(['auto', ...RESNET_STEMS]).default('auto'))
     .option('--image-size <n>', 'training resolution (default 28 for (fashion-)mnist, 96 for folders)', intArg('--image-size', 8))
@@ -67,7 +68,7 @@ export function registerTrainCommands(p: Command): void {
       checkNoClipOptions(cmd, o.method);
       const temperature = o.temperature ?? (o.method === 'moco' ? 0.2 : undefined);
       const r = await train({
-        method: o.method, data: o.data, dataRoot: o.dataRoot, epochs: o.epochs, batch: o.batch, backbone: o.backbone, width: o.width, stem: o.stem,
+        method: o.method, data: o.data, dataRoot: o.dataRoot, epochs: o.epochs, batch: o.batch, backbone: o.backbone, backboneFrom: o.backboneFrom, width: o.width, stem: o.stem,
         imageSize: o.imageSize, channels: o.channels ? (Number(o.channels) as 1 | 3) : undefined, optimizer: o.optimizer, lr: o.lr,
         weightDecay: o.weightDecay, warmupEpochs: o.warmupEpochs, temperature, memoryBankSize: o.memoryBankSize, minScale: o.minScale,
         emaMomentum: o.emaMomentum, teacherTemperature: o.teacherTemperature, warmupTeacherEpochs: o.warmupTeacherEpochs, margin: o.margin, mining: o.mining, samplesPerClass: o.samplesPerClass,

@@ -6,14 +6,14 @@
  */
 import type { CacheMode } from './data.js';
 import { RESNET_STEMS, type ResNetStem } from '../models/resnet.js';
-import type { BackboneSpec } from '../models/index.js';
+import { torchScriptFileIdentity, type BackboneSpec } from '../models/index.js';
 import { check, mergeOptions } from './options.js';
 import { SIMCLR_LOSSES, type SimCLRLossName } from '../methods/simclr.js';
 import { SSL_METHODS, type SSLMethodName } from '../methods/index.js';
 import { TRIPLET_MININGS, type TripletMining } from '../losses/triplet.js';
 
 export type MethodName = SSLMethodName;
-export type BackboneName = 'resnet18' | 'resnet34' | 'resnet50' | 'vit-tiny' | 'vit-small';
+export type BackboneName = 'resnet18' | 'resnet34' | 'resnet50' | 'vit-tiny' | 'vit-small' | 'torchscript';
 export type OptimizerName = 'sgd' | 'lars' | 'adamw';
 
 export interface TrainConfig {
@@ -24,6 +24,13 @@ export interface TrainConfig {
   epochs: number;
   batch: number;
   backbone: BackboneName;
+  /**
+   * A TorchScript model (`torch.jit.trace(model, x).save('model.pt')`) as the encoder, its
+   * output as the features (`--backbone-from`): sets `backbone` to 'torchscript'. Checkpoints keep
+   * its absolute path and `backboneSha256`, and need the same file there to load.
+   */
+  backboneFrom: string;
+  backboneSha256: string;
   /** Channels of the first ResNet stage (64 in the paper), or the ViT width. */
   width: number;
   /** Training resolution; defaults to 28 for (Fashion-)MNIST and 96 for folders. */
@@ -109,7 +116,7 @@ export interface TrainConfig {
 
 export function defaultConfig(): TrainConfig {
   return {
-    method: 'simclr', data: 'fashion-mnist', epochs: 10, batch: 256, backbone: 'resnet18', width: 16, imageSize: 0, stem: 'auto', channels: 1, featureStages: 1, featureGrid: 1,
+    method: 'simclr', data: 'fashion-mnist', epochs: 10, batch: 256, backbone: 'resnet18', backboneFrom: '', backboneSha256: '', width: 16, imageSize: 0, stem: 'auto', channels: 1, featureStages: 1, featureGrid: 1,
     optimizer: 'sgd', lr: 0.12, momentum: 0.9, weightDecay: 5e-4, warmupEpochs: 0, temperature: 0.5,
     memoryBankSize: 4096, emaMomentum: 0.99, teacherTemperature: 0.04, warmupTeacherEpochs: 0, margin: 0.2, mining: 'batch-hard', samplesPerClass: 4, concatViews: true, headLayers: 3, loss: 'ntxent', minScale: 0.2, localViews: 0, localSize: 0, localMinScale: 0.05, localMaxScale: 0.2, cjStrength: 0.5, blur: 0, seed: 0, out: 'runs/train',
     knnEvery: 1, knnK: 200, knnTemperature: 0.1, knnBankSize: 0, threads: 0, maxStepsPerEpoch: 0, channelsLast: true, cache: 'auto',
@@ -128,7 +135,12 @@ export function savedTrainConfig<T extends Record<string, unknown>>(saved: T): T
 }
 
 /** The backbone a config describes (one translation, used by every trainer and checkpoint loader). */
-export function backboneSpec(c: Pick<TrainConfig, 'backbone' | 'channels' | 'imageSize' | 'width' | 'stem'> & { featureStages?: number; featureGrid?: number }): BackboneSpec {
+export function backboneSpec(c: Pick<TrainConfig, 'backbone' | 'channels' | 'imageSize' | 'width' | 'stem'> & { featureStages?: number; featureGrid?: number } &
+  { backboneFrom?: string; backboneSha256?: string; featureDim?: number }): BackboneSpec {
+  if (c.backbone === 'torchscript') {
+    return { name: 'torchscript', inChannels: c.channels, imageSize: c.imageSize, file: c.backboneFrom || undefined, sha256: c.backboneSha256 || undefined,
+      featureDim: c.featureDim, featureStages: c.featureStages, featureGrid: c.featureGrid };
+  }
   return { name: c.backbone, inChannels: c.channels, imageSize: c.imageSize, width: c.width, stem: c.stem === 'auto' ? undefined : c.stem,
     featureStages: c.featureStages, featureGrid: c.featureGrid };
 }
@@ -146,7 +158,9 @@ export const METHOD_DEFAULTS: Partial<Record<MethodName, Partial<TrainConfig>>> 
 /** Merges option objects (right-most wins; see `mergeOptions`) over the defaults of the method they name, then validates the result with a clear message. */
 export function resolveConfig(...parts: Partial<TrainConfig>[]): TrainConfig {
   const method = [...parts].reverse().find((p) => p?.method !== undefined)?.method;
-  return validateTrainConfig(mergeOptions('training', defaultConfig(), [method ? METHOD_DEFAULTS[method] : undefined, ...parts], { extraKeys: ['dataRoot'] }));
+  // a TorchScript encoder takes colour images unless told otherwise (torchvision's models do)
+  const fromPt = parts.some((p) => p?.backboneFrom) ? { channels: 3 as const } : undefined;
+  return validateTrainConfig(mergeOptions('training', defaultConfig(), [method ? METHOD_DEFAULTS[method] : undefined, fromPt, ...parts], { extraKeys: ['dataRoot'] }));
 }
 
 /** Checks a merged training config (and turns CLI/JSON strings for `cache` into booleans). */
@@ -154,7 +168,14 @@ export function validateTrainConfig(c: TrainConfig): TrainConfig {
   const oneOf = (k: keyof TrainConfig, vals: readonly string[]): void => check.oneOf(k, c[k], vals);
   oneOf('method', SSL_METHODS);
   oneOf('mining', TRIPLET_MININGS);
-  oneOf('backbone', ['resnet18', 'resnet34', 'resnet50', 'vit-tiny', 'vit-small']);
+  if (c.backboneFrom) {
+    c.backbone = 'torchscript';
+    // a checkpoint's config keeps its file and hash: building the backbone checks them (a missing or changed file is named there)
+    if (!c.backboneSha256) ({ file: c.backboneFrom, sha256: c.backboneSha256 } = torchScriptFileIdentity(c.backboneFrom));
+  } else if (c.backbone === 'torchscript') {
+    throw new RangeError("backbone 'torchscript' needs the model file: pass --backbone-from model.pt (backboneFrom)");
+  }
+  oneOf('backbone', ['resnet18', 'resnet34', 'resnet50', 'vit-tiny', 'vit-small', 'torchscript']);
   oneOf('optimizer', ['sgd', 'lars', 'adamw']);
   oneOf('stem', ['auto', ...RESNET_STEMS]);
   oneOf('cache', ['true', 'false', 'auto']);
@@ -164,7 +185,7 @@ export function validateTrainConfig(c: TrainConfig): TrainConfig {
   const positiveInt = (k: keyof TrainConfig, min = 1): void => check.int(k, c[k], min);
   positiveInt('epochs');
   positiveInt('batch', 2);
-  positiveInt('width');
+  positiveInt('width', c.backbone === 'torchscript' ? 0 : 1);
   positiveInt('knnEvery', 0);
   positiveInt('knnBankSize', 0);
   positiveInt('maxStepsPerEpoch', 0);

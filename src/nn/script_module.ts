@@ -34,9 +34,22 @@ export class TorchScriptError extends DyadError<'TORCHSCRIPT'> {
 
 const J = N;
 
+/**
+ * A parameter of a TorchScript module: its handle IS the module's tensor, so it must never be
+ * re-pointed. `Module.to` on a parent (a method or classifier around the ScriptModule) re-points
+ * parameters with `setData_`: a memory-format change is skipped here (the module keeps its
+ * layout; convolutions take either), a dtype or device change is refused.
+ */
+class ScriptParameter extends Parameter {
+  override setData_(data: Tensor): this {
+    if (data.dtype === this.dtype && data.device === this.device) return this;
+    throw new TorchScriptError(`a TorchScript module's parameters stay ${this.dtype} on ${this.device} (asked for ${data.dtype} on ${data.device}); trace the model on that device/dtype in PyTorch`);
+  }
+}
+
 /** A Parameter object over exactly this handle (not a detached copy: gradients must reach the TorchScript module's tensor). */
 function parameterOf(h: Handle): Parameter {
-  return (Reflect.construct(Tensor, [h], Parameter) as Parameter).keep();
+  return (Reflect.construct(Tensor, [h], ScriptParameter) as Parameter).keep();
 }
 
 /** A submodule of the TorchScript module, holding its part of the names. */
