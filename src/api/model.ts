@@ -45,6 +45,7 @@ import { loadTorchScriptParts, type TorchScriptLoadOptions } from './torchscript
 import { exportNetOnnx } from '../export/onnx/net.js';
 import { exportClipOnnx } from '../export/onnx/clip.js';
 import { ExportError } from '../export/onnx/graph.js';
+import { exportClipFolder, type ClipOnnxFiles } from './clip_export.js';
 import type { TorchvisionArch } from '../models/torchvision.js';
 
 /**
@@ -377,6 +378,17 @@ export class Model implements Embedder {
     const out = args.out ?? `${base}.onnx`;
     writeFileAtomic(out, exportNetOnnx(net, { ...o, ...(args.imgsz !== undefined && { imgsz: args.imgsz }) }));
     return [out];
+  }
+
+  /**
+   * CLIP: a folder that runs without libtorch (`./clip_export.ts`): `vision_model.onnx`,
+   * `text_model.onnx`, the tokenizer files and `clip_onnx.json` (preprocessing, tokenizer ids,
+   * logit scale, and the `setClasses` labels and templates). Returns the paths written.
+   */
+  exportOnnx(dir: string, o: { opset?: number; dynamicBatch?: boolean; half?: boolean; normalize?: boolean } = {}): ClipOnnxFiles {
+    const net = this.#requireNet('exportOnnx');
+    if (!net.clip) throw new TypeError(`exportOnnx(dir) writes a CLIP's two towers; ${net.weights ?? 'this model'} is a dyad ${net.task}: use model.export({ format: 'onnx' })`);
+    return exportClipFolder(net.clip, dir, { ...o, classes: net.names, templates: net.templates });
   }
 
   /** Writes this model as a dyad checkpoint (atomically) and remembers the file. */
