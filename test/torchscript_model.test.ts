@@ -16,6 +16,7 @@ import * as torch from '../src/torch/index.js';
 import { Model } from '../src/api/model.js';
 import { BackboneEmbedder } from '../src/api/torchscript.js';
 import { ScriptModule, TorchScriptError } from '../src/nn/index.js';
+import { Classifier } from '../src/models/classifier.js';
 import { tempDir } from './helpers/tmp.js';
 import { mulberry32 } from './helpers/rng.js';
 import { writeShapeFolder } from './helpers/images.js';
@@ -51,6 +52,7 @@ for name, m in (('emb', emb), ('clf', clf)):
     np.save(d + '/' + name + '_norm.npy', torch.nn.functional.normalize(y, dim=1).numpy())
     np.save(d + '/' + name + '_probs.npy', y.softmax(1).numpy())
 torch.save(emb.state_dict(), d + '/state_dict.pt')
+torch.jit.trace(torch.nn.Conv2d(3, 4, 3).eval(), torch.randn(1, 3, 8, 8)).save(d + '/fmap.pt')   # a feature map, not features
 `;
 
 let made = false;
@@ -205,8 +207,26 @@ test('wrong files: a torch.save zip, a truncated archive, a missing --backbone-f
   // the wrong input size: the error names the file, libtorch's reason and the options that fix it
   await assert.rejects(Model.load(f('emb.pt'), { imgsz: S, channels: 1 }), (e: unknown) => e instanceof TorchScriptError && e.message.startsWith(f('emb.pt'))
     && /\{ imgsz, channels \}/.test(e.message) && /channels/.test(e.message.split('libtorch:')[1]!));
+  await assert.rejects(Model.load(f('fmap.pt'), { imgsz: S }), (e: unknown) => e instanceof TorchScriptError && e.message.startsWith(f('fmap.pt'))
+    && /returns \[1, 4, 30, 30\].*not features \[N, D\]/.test(e.message));
   const r = spawnSync(process.execPath, [CLI, 'train', '--backbone-from', f('nope.pt'), '--data', f('shapes'), '--epochs', '1', '--out', f('run2')], { encoding: 'utf8' });
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /--backbone-from .*nope\.pt: no such file/);
   assert.equal(existsSync(f('run2')), false);
+});
+
+test('a parent\'s to() leaves a ScriptModule\'s parameters its own tensors: channels-last is skipped, a dtype change refused', async () => {
+  await fixtures();
+  const sm = ScriptModule.load(f('emb.pt'), { featureDim: 512 });
+  const clf = new Classifier(sm, 2);
+  clf.to({ memoryFormat: 'channelsLast' });
+  torch.scope(() => {
+    const x = torch.randn([1, 3, S, S]);
+    const y0 = torch.noGrad(() => sm.forward(x));
+    const w = sm.namedParameters().find(([n]) => n === 'layer1.0.conv1.weight')![1];
+    torch.noGrad(() => w.zero_());
+    assert.ok(torch.noGrad(() => sm.forward(x)).sub(y0).abs().max().item() > 1e-4, 'the TorchScript forward sees a change made through the dyad parameter');
+  });
+  assert.throws(() => clf.to('float64'), (e: unknown) => e instanceof TorchScriptError && /stay float32 on cpu/.test((e as Error).message));
+  clf.dispose();
 });

@@ -18,10 +18,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
-import { ScriptModule, TorchScriptError } from '../nn/index.js';
+import { TorchScriptError } from '../nn/index.js';
 import { SelfSupervisedMethod, type Backbone } from '../methods/index.js';
 import { Classifier } from '../models/classifier.js';
-import { torchScriptFileIdentity } from '../models/torchscript.js';
+import { loadTorchScriptBackbone, torchScriptFileIdentity } from '../models/torchscript.js';
 import { IMAGENET_STATS, checkStats } from '../transforms/index.js';
 import type { NetConfig } from './net.js';
 
@@ -57,12 +57,6 @@ export class BackboneEmbedder extends SelfSupervisedMethod {
   trainingStep(): Tensor {
     throw new TypeError('a loaded TorchScript backbone has no training objective of its own: train a method on it (model.train({ data }) or dyad train --backbone-from model.pt)');
   }
-}
-
-/** The line of a TorchScript interpreter error that says what went wrong (its last `...Error: ...` line; the first is a generic header). */
-function libtorchReason(msg: string): string {
-  const lines = msg.split('\n').map((l) => l.trim()).filter((l) => l !== '');
-  return [...lines].reverse().find((l) => /Error: /.test(l))?.replace(/^.*?Error: /, '') ?? lines[0] ?? msg;
 }
 
 /** The sidecar next to `file`: `<file>.json` or `classes.txt`. */
@@ -106,14 +100,7 @@ export function loadTorchScriptParts(file: string, opts: TorchScriptLoadOptions 
   const stats = { mean: o.mean ?? (channels === 3 ? IMAGENET_STATS.mean : [0.5]), std: o.std ?? (channels === 3 ? IMAGENET_STATS.std : [0.25]) };
   checkStats(stats, `${file}: mean/std`);
   const id = torchScriptFileIdentity(file, 'Model.load:');
-  let sm: ScriptModule;
-  try {
-    sm = ScriptModule.load(id.file, o.featureDim !== undefined ? { featureDim: o.featureDim } : { probeInput: [1, channels, imageSize, imageSize] });
-  } catch (e) {
-    if (e instanceof TorchScriptError) throw e;
-    throw new TorchScriptError(`${file}: the TorchScript forward fails on a [1, ${channels}, ${imageSize}, ${imageSize}] image: pass the model's input size (Model.load(file, { imgsz, channels })) ` +
-      `or its output size ({ featureDim }). libtorch: ${libtorchReason((e as Error).message)}`, { cause: e });
-  }
+  const sm = loadTorchScriptBackbone({ file: id.file, inChannels: channels, imageSize, featureDim: o.featureDim });
   const names = o.names ?? [];
   if (opts.names !== undefined && names.length !== sm.featureDim) {
     sm.dispose();

@@ -67,5 +67,27 @@ export function loadTorchScriptBackbone(spec: TorchScriptBackboneSpec): ScriptMo
         `Put the original .pt file back at ${file}`);
     }
   }
-  return ScriptModule.load(file, spec.featureDim !== undefined ? { featureDim: spec.featureDim } : { probeInput: [1, spec.inChannels, spec.imageSize, spec.imageSize] });
+  if (spec.featureDim !== undefined) return ScriptModule.load(file, { featureDim: spec.featureDim });
+  const probe = [1, spec.inChannels, spec.imageSize, spec.imageSize];
+  let sm: ScriptModule;
+  try {
+    sm = ScriptModule.load(file, { probeInput: probe });
+  } catch (e) {
+    if (e instanceof TorchScriptError) throw e;
+    throw new TorchScriptError(`${file}: the TorchScript forward fails on a [${probe.join(', ')}] image: give the model's input size ` +
+      `(Model.load(file, { imgsz, channels }); dyad train --image-size N --channels C). libtorch: ${libtorchReason((e as Error).message)}`, { cause: e });
+  }
+  const shape = sm.probeOutputShape!;
+  if (shape.length !== 2) {
+    sm.dispose();
+    throw new TorchScriptError(`${file}: the TorchScript forward returns [${shape.join(', ')}] for a [${probe.join(', ')}] image, not features [N, D]: ` +
+      'trace a model that returns pooled features or logits (torchvision: model.fc = torch.nn.Identity()), or flatten its output in the traced forward');
+  }
+  return sm;
+}
+
+/** The line of a TorchScript interpreter error that says what went wrong (its last `...Error: ...` line; the first is a generic header). */
+function libtorchReason(msg: string): string {
+  const lines = msg.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  return [...lines].reverse().find((l) => /Error: /.test(l))?.replace(/^.*?Error: /, '') ?? lines[0] ?? msg;
 }

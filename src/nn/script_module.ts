@@ -136,18 +136,25 @@ export class ScriptModule extends Module {
     if (o.probeInput && o.featureDim === undefined) {
       const was = sm.training;
       sm.eval();
-      const y = noGrad(() => {
-        const x = zeros(o.probeInput!);
-        const out = sm.forward(x);
+      const x = zeros(o.probeInput);
+      try {
+        const y = noGrad(() => sm.forward(x));
+        sm.#featureDim = y.size(-1);
+        sm.probeOutputShape = y.shape;
+        y.dispose();
+      } catch (e) {
+        sm.dispose();
+        throw e;
+      } finally {
         x.dispose();
-        return out;
-      });
-      sm.#featureDim = y.size(-1);
-      y.dispose();
+      }
       sm.train(was);
     }
     return sm;
   }
+
+  /** The output shape of the `probeInput` forward (null without one). */
+  probeOutputShape: number[] | null = null;
 
   /** The last size of `forward`'s output (for a Classifier's head). */
   get featureDim(): number {
