@@ -101,6 +101,11 @@ test('Model.load(model.pt): a traced embedder embeds as PyTorch does; a classifi
   const d = maxDiff(await emb.embed(images), f('emb_norm.npy'));
   assert.ok(d <= 1e-4, `embed: max abs diff ${d}`);
   await assert.rejects(emb.predict(images[0]!).then((r) => r[0]!.probs), /is an embedder/);
+  // other statistics (the output size given: no probe forward)
+  const custom = await Model.load(f('emb.pt'), { imgsz: S, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], featureDim: 512 });
+  assert.deepEqual(custom.config!.std, [0.5, 0.5, 0.5]);
+  assert.ok(maxDiff(await custom.embed(images), f('emb_norm.npy')) > 1e-3);
+  custom.dispose();
   // save → reload: the .pt again, then the saved weights
   emb.save(f('emb.safetensors'));
   emb.dispose();
