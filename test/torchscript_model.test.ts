@@ -134,6 +134,14 @@ test('Model.load(model.pt): a traced embedder embeds as PyTorch does; a classifi
   assert.deepEqual(side.names, NAMES);
   assert.equal(side.config!.imageSize, S);
   side.dispose();
+  // or classes.txt beside it (one name a line), with a JSON sidecar that gives only the size
+  mkdirSync(f('sub'));
+  copyFileSync(f('clf.pt'), f('sub/clf.pt'));
+  writeFileSync(f('sub/clf.pt.json'), JSON.stringify({ imgsz: S }));
+  writeFileSync(f('sub/classes.txt'), 'w\nx\ny\nz\n');
+  const txt = await Model.load(f('sub/clf.pt'));
+  assert.deepEqual([txt.task, txt.names, txt.config!.imageSize], ['classifier', ['w', 'x', 'y', 'z'], S]);
+  txt.dispose();
   await assert.rejects(Model.load(f('clf.pt'), { names: ['a', 'b'] }), (e: unknown) => e instanceof TorchScriptError && e.message.includes(f('clf.pt')) && /2 class names for a model with 4 outputs/.test(e.message));
 });
 

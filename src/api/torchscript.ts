@@ -79,11 +79,16 @@ function sidecar(file: string): TorchScriptLoadOptions {
     } else if (names !== undefined) throw new TorchScriptError(`${json}: "names" must be a list of class names`);
     for (const k of ['imgsz', 'channels', 'featureDim'] as const) if (typeof raw[k] === 'number') (o as Record<string, unknown>)[k] = raw[k];
     for (const k of ['mean', 'std'] as const) if (Array.isArray(raw[k])) o[k] = (raw[k] as unknown[]).map(Number);
-    return o;
+    if (o.names) return o;
+    return { ...o, ...classesTxt(file) };
   }
+  return classesTxt(file);
+}
+
+/** Names from `classes.txt` beside `file` (one a line), if there is one. */
+function classesTxt(file: string): TorchScriptLoadOptions {
   const txt = path.join(path.dirname(file), 'classes.txt');
-  if (existsSync(txt)) return { names: readFileSync(txt, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '') };
-  return {};
+  return existsSync(txt) ? { names: readFileSync(txt, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '') } : {};
 }
 
 /**
