@@ -75,8 +75,8 @@ export function registerTrainCommands(p: Command): void {
         singleProcessOnly('--method clip');
         return trainClipCommand(o, cmd);
       }
-      const distributed = await distributedFromEnv();
       checkNoClipOptions(cmd, o.method);
+      const distributed = await distributedFromEnv();
       const temperature = o.temperature ?? (o.method === 'moco' ? 0.2 : undefined);
       const r = await train({
         method: o.method, data: o.data, dataRoot: o.dataRoot, epochs: o.epochs, batch: o.batch, backbone: o.backbone, width: o.width, stem: o.stem,
