@@ -177,3 +177,40 @@ test('resume: same world size ends equal to an uninterrupted run; another world 
   assert.deepEqual(rows.map((m) => m.epoch), [0, 1, 2, 3]);
   assert.ok(rows[3]!.loss < rows[0]!.loss, `loss ${rows[0]!.loss} → ${rows[3]!.loss}`);
 });
+
+test('train() with a 2-rank context: per-process batch, half the steps, the lr of the global batch, equal weights, rank 0 writes', async () => {
+  const { train } = await import('../src/engine/trainer.js');
+  const { InMemoryDataset } = await import('../src/data/index.js');
+  const images = torch.scope(() => {
+    torch.manualSeed(7);
+    return torch.rand([64, 1, 8, 8]).mul(255).to('uint8');
+  }).keep();
+  const data = {
+    name: 'synthetic', train: new InMemoryDataset(images, new Int32Array(64)), knn: null, names: [], channels: 1 as const, imageSize: 8, mean: [0.5], std: [0.25],
+  };
+  const config = { method: 'simclr' as const, data: 'synthetic', epochs: 2, width: 4, imageSize: 8, channels: 1 as const, threads: 1, knnEvery: 0, lr: 0.3, seed: 1 };
+  const lrs = (steps: { lr: number; stepInEpoch: number; stepsPerEpoch: number }[]): number[] => steps.map((s) => s.lr);
+  const single: { lr: number; stepInEpoch: number; stepsPerEpoch: number }[] = [];
+  await train({ ...config, batch: 16, out: path.join(root, 'train-one') }, { silent: true, data, onStepEnd: (s) => single.push(s) });
+
+  const g = new FakeGroup(2);
+  const calls: string[] = [];
+  const steps: { lr: number; stepInEpoch: number; stepsPerEpoch: number }[][] = [[], []];
+  const prepared: number[] = [];
+  const runs = await Promise.all([0, 1].map((rank) => train({ ...config, batch: 8, out: path.join(root, rank === 0 ? 'train-two' : 'train-two-rank1') }, {
+    silent: true, data, onStepEnd: (s) => steps[rank]!.push(s),
+    distributed: { ...fakeContext(g, rank, calls), prepare: () => { prepared.push(rank); } },
+  })));
+  assert.deepEqual(prepared.sort(), [0, 1], 'prepare (SyncBatchNorm) ran on each rank');
+  for (const rank of [0, 1]) {
+    assert.equal(steps[rank]!.length, single.length, 'the same steps: 64 images / (8 × 2 ranks) = 64 / 16');
+    assert.ok(steps[rank]!.every((s) => s.stepsPerEpoch === 4));
+    close(lrs(steps[rank]!), lrs(single), 1e-12, `rank ${rank} lr = the lr of the global batch 16`);
+    assert.equal(calls.filter((c) => c === `sync ${rank}`).length, 8);
+  }
+  close(weights(runs[1]!.method), weights(runs[0]!.method), 0, 'both ranks end with the same parameters');
+  assert.ok(existsSync(path.join(root, 'train-two', 'last.safetensors')));
+  assert.ok(!existsSync(path.join(root, 'train-two-rank1')), 'rank 1 writes no run folder');
+  for (const r of runs) r.method.dispose();
+  images.dispose();
+});
