@@ -22,7 +22,8 @@ export interface ProcessGroupApi {
   allReduce(t: Tensor, op?: 'sum' | 'avg'): Promise<unknown>;
   barrier(): Promise<unknown>;
   destroyProcessGroup(): unknown;
-  DistributedDataParallel: new (module: nn.Module) => { syncGradients(): Promise<unknown>; ready?(): Promise<unknown> };
+  /** `create` broadcasts rank 0's parameters and buffers, then sets up the gradient buckets. */
+  DistributedDataParallel: { create(module: nn.Module): Promise<{ syncGradients(): Promise<unknown> }> };
   SyncBatchNorm?: { convert(module: nn.Module): unknown };
 }
 
@@ -40,8 +41,9 @@ export async function loadProcessGroupApi(): Promise<ProcessGroupApi> {
         'train in one process (without WORLD_SIZE / --nproc-per-node), or use a build with torch.distributed', { cause: e });
     }
   }
-  for (const name of ['initProcessGroup', 'allReduce', 'barrier', 'destroyProcessGroup', 'DistributedDataParallel']) {
-    if (typeof api[name] !== 'function') throw new LaunchError(`src/distributed: ${name} is missing from the process-group API; the build is incomplete`);
+  const ddp = api.DistributedDataParallel as { create?: unknown } | undefined;
+  for (const name of ['initProcessGroup', 'allReduce', 'barrier', 'destroyProcessGroup']) {
+    if (typeof api[name] !== 'function' || typeof ddp?.create !== 'function') throw new LaunchError(`src/distributed: ${typeof api[name] !== 'function' ? name : 'DistributedDataParallel.create'} is missing from the process-group API; the build is incomplete`);
   }
   return api as unknown as ProcessGroupApi;
 }
@@ -49,7 +51,7 @@ export async function loadProcessGroupApi(): Promise<ProcessGroupApi> {
 export interface WorkerOptions {
   /** Default 'gloo' (CPU); 'nccl' for CUDA tensors. */
   backend?: 'gloo' | 'nccl';
-  /** Rendezvous and collective timeout (default 300 000 ms; PyTorch's default is 30 min). */
+  /** Rendezvous and collective timeout (default: the process group's, PyTorch's 30 min; rank 0's kNN monitor runs while the others wait in a barrier). */
   timeoutMs?: number;
   /** Convert batch norms to SyncBatchNorm (default true: batch statistics over the global batch). */
   syncBatchNorm?: boolean;
@@ -58,8 +60,8 @@ export interface WorkerOptions {
 /** Joins the process group of `env` and returns the context the trainer passes to `fit`. */
 export async function setupDistributedWorker(env: DistributedEnv, o: WorkerOptions = {}, api?: ProcessGroupApi): Promise<DistributedContext> {
   const pg = api ?? (await loadProcessGroupApi());
-  await pg.initProcessGroup({ backend: o.backend ?? 'gloo', initMethod: env.initMethod, rank: env.rank, worldSize: env.worldSize, timeoutMs: o.timeoutMs ?? 300_000 });
-  let ddp: InstanceType<ProcessGroupApi['DistributedDataParallel']> | null = null;
+  await pg.initProcessGroup({ backend: o.backend ?? 'gloo', initMethod: env.initMethod, rank: env.rank, worldSize: env.worldSize, ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}) });
+  let ddp: { syncGradients(): Promise<unknown> } | null = null;
   return {
     rank: env.rank,
     worldSize: env.worldSize,
@@ -69,8 +71,7 @@ export async function setupDistributedWorker(env: DistributedEnv, o: WorkerOptio
       if (o.syncBatchNorm !== false) pg.SyncBatchNorm?.convert(module);
     },
     async setup(module) {
-      ddp = new pg.DistributedDataParallel(module); // broadcasts rank 0's parameters and buffers
-      await ddp.ready?.();
+      ddp = await pg.DistributedDataParallel.create(module); // broadcasts rank 0's parameters and buffers
     },
     async syncGradients() {
       if (!ddp) throw new LaunchError('syncGradients before setup: fit calls setup(method) before the first step');
