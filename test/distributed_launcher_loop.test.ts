@@ -176,6 +176,12 @@ test('resume: same world size ends equal to an uninterrupted run; another world 
   const rows = readRunMetrics<EpochRow>(other);
   assert.deepEqual(rows.map((m) => m.epoch), [0, 1, 2, 3]);
   assert.ok(rows[3]!.loss < rows[0]!.loss, `loss ${rows[0]!.loss} → ${rows[3]!.loss}`);
+  // and on in one process (batch 16: 4 steps per epoch), still counting the samples
+  const [alone] = await runAll({ worldSize: 1, batch: 16, epochs: 5, dir: other, resume: true });
+  assert.equal(alone!.scheduler.lastStep, 20, 'resumed at step 4 × 4, then one epoch of 4 steps');
+  const ck1 = loadCheckpoint(path.join(other, 'last.safetensors'));
+  assert.deepEqual(ck1.meta.extra?.distributed, { worldSize: 1, samplesSeen: 5 * 64 });
+  for (const t of ck1.model.values()) t.dispose();
 });
 
 test('train() with a 2-rank context: per-process batch, half the steps, the lr of the global batch, equal weights, rank 0 writes', async () => {

@@ -162,11 +162,13 @@ export async function fit<B, R extends EpochRow>(spec: FitSpec<B, R>): Promise<F
   let best: number | null = null;
   let metrics: R[] = [];
   let samplesSeen = 0;
+  let wasDistributed = false; // a single-process run resumed from a distributed one keeps counting samples
   if (run) mkdirSync(run.dir, { recursive: true });
   if (spec.resume) {
     const ck = spec.resume;
     const before = ck.meta.extra?.distributed as DistributedProgress | undefined;
     samplesSeen = before?.samplesSeen ?? 0;
+    wasDistributed = before !== undefined;
     const baseLrs = optimizer.paramGroups.map((g) => g.initialLr ?? g.lr);
     try {
       saved.loadStateDict(ck.model);
@@ -234,7 +236,7 @@ export async function fit<B, R extends EpochRow>(spec: FitSpec<B, R>): Promise<F
       const improved = score !== null && (best === null || score > best);
       if (improved) best = score;
       const meta = { task: run.task, config: run.config, epoch, step: (epoch + 1) * stepsPerEpoch, names: run.names ?? [], bestMetric: best, metrics: { ...row } as Record<string, unknown>,
-        ...(dist ? { extra: { distributed: { worldSize, samplesSeen } satisfies DistributedProgress } } : {}) };
+        ...(dist || wasDistributed ? { extra: { distributed: { worldSize, samplesSeen } satisfies DistributedProgress } } : {}) };
       saveCheckpoint(lastPath!, { model: saved, optimizer, scheduler, meta });
       for (const c of callbacks) c.onCheckpoint?.({ kind: 'last', path: lastPath!, epoch, step: meta.step });
       if (improved) {
