@@ -95,6 +95,9 @@ function fakeContext(g: FakeGroup, rank: number, calls: string[]): DistributedCo
   };
 }
 
+/** Ranks whose `evaluate` ran, in order. */
+const evaluatedBy: number[] = [];
+
 interface RunSpec { worldSize: number; batch: number; epochs: number; dir: string; resume?: boolean; lr?: number; totalEpochs?: number }
 
 /** One rank's run: its shard of the (seed 3, epoch) order in batches of `batch`. */
@@ -107,6 +110,10 @@ async function runRank(s: RunSpec, rank: number, ctx: DistributedContext | null)
   const scheduler = new LinearWarmupCosine(optimizer, { warmupSteps: 0, totalSteps: (s.totalEpochs ?? s.epochs) * stepsPerEpoch });
   const r = await fit<number[], EpochRow>({
     method, optimizer, scheduler, epochs: s.epochs, stepsPerEpoch, distributed: ctx,
+    evaluate: () => {
+      evaluatedBy.push(rank);
+      return {};
+    },
     *batches(epoch) {
       const idx = sampler.indices(epoch);
       for (let b = 0; b + s.batch <= idx.length; b += s.batch) yield { size: s.batch, batch: () => idx.slice(b, b + s.batch) };
@@ -132,7 +139,9 @@ const close = (a: number[], b: number[], tol: number, what: string): void => {
 test('2 ranks × batch 8 with averaged gradients = 1 process × batch 16; only rank 0 writes and evaluates', async () => {
   const one = await runAll({ worldSize: 1, batch: 16, epochs: 3, dir: path.join(root, 'one') });
   const calls: string[] = [];
+  evaluatedBy.length = 0;
   const two = await runAll({ worldSize: 2, batch: 8, epochs: 3, dir: path.join(root, 'two') }, calls);
+  assert.deepEqual(evaluatedBy, [0, 0, 0], 'rank 0 evaluates each epoch, rank 1 never');
   close(weights(two[0]!.method), weights(one[0]!.method), 1e-5, 'rank 0 weights');
   close(weights(two[1]!.method), weights(two[0]!.method), 0, 'rank 1 = rank 0');
   close(two[0]!.r.metrics.map((m) => m.loss), one[0]!.r.metrics.map((m) => m.loss), 1e-5, 'epoch losses (mean over ranks)');
