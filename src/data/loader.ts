@@ -394,6 +394,7 @@ export class DataLoader<S extends Sample = Sample> implements AsyncIterable<Batc
 
   private checkNotEmpty(): void {
     const n = this.sampler?.length ?? this.dataset.length;
+    if (this.sampler && !(n > 0)) throw new RangeError(`DataLoader: the sampler gives this process none of the dataset's ${this.dataset.length} samples (fewer samples than processes?)`);
     if (!(n > 0)) throw new RangeError('DataLoader: the dataset is empty (0 samples); there is nothing to load. Check the dataset folder or the subset indices.');
     if (this.dropLast && n < this.batchSize) {
       throw new RangeError(`DataLoader: dropLast with batchSize ${this.batchSize} and only ${n} samples leaves no batch. Use a smaller batchSize or dropLast: false.`);
