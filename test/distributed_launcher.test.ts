@@ -72,14 +72,14 @@ test('every rank gets the torchrun environment; output is prefixed with its rank
 test('a worker that exits non-zero stops the others; the launch fails naming its rank and code', async () => {
   const err = sink();
   const t0 = Date.now();
-  await assert.rejects(launch({ nprocPerNode: 3, args: [worker, 'die'], stdout: sink().stream, stderr: err.stream, graceMs: 3000, forwardSignals: false }), (e: unknown) => {
+  await assert.rejects(launch({ nprocPerNode: 3, args: [worker, 'die'], stdout: sink().stream, stderr: err.stream, graceMs: 10_000, forwardSignals: false }), (e: unknown) => {
     assert.ok(e instanceof WorkerFailedError && e instanceof LaunchError && e.code === 'LAUNCH');
     assert.match(e.message, /^worker rank 1 \(local rank 1, pid \d+\) exited with code 3; 2 other worker\(s\) were stopped/);
     assert.equal(e.failed?.rank, 1);
     assert.deepEqual(e.exits.filter((x) => x.rank !== 1).map((x) => x.signal), ['SIGTERM', 'SIGTERM']);
     return true;
   });
-  assert.ok(Date.now() - t0 < 2500, `stopped in ${Date.now() - t0} ms, without waiting for the grace period`);
+  assert.ok(Date.now() - t0 < 8000, `stopped in ${Date.now() - t0} ms, without waiting for the 10 s grace period`);
   assert.match(err.text(), /^\[rank 1\] rank 1 fails now$/m);
   assert.match(err.text(), /dyad launcher: worker rank 1 exited with code 3; stopping the other workers/);
 });
@@ -94,7 +94,7 @@ test('a worker killed by a signal is named; a worker that ignores SIGTERM is kil
     return true;
   });
   const ms = Date.now() - t0;
-  assert.ok(ms >= 900 && ms < 4000, `SIGKILL after the grace period: ${ms} ms`);
+  assert.ok(ms >= 1000 && ms < 10_000, `SIGKILL after the grace period: ${ms} ms`);
   assert.match(out.text(), /^\[rank 1\] ignoring SIGTERM$/m);
 });
 
