@@ -39,6 +39,7 @@
  * | `WEIGHTS_NOT_FOUND` | IndexError            | search           | the weights an index was built with cannot be found   |
  * | `BAD_INPUT`         | IndexError            | search           | another invalid argument (embedder, dataset, mode)    |
  * | `HUB`               | HubError              | hub              | a Hub download fails, or a file is absent offline     |
+ * | `LAUNCH`            | LaunchError           | distributed      | the RANK/WORLD_SIZE/MASTER_* env is invalid, or a launched worker failed |
  *
  * This file imports nothing, so every layer (the tensor layer first) can build on it.
  */
@@ -48,7 +49,7 @@ export const ERROR_CODES = [
   'ADDON', 'TORCH', 'DISPOSED_TENSOR', 'SAFETENSORS', 'TORCH_LOAD', 'TORCHSCRIPT', 'STATE_DICT', 'DECODE', 'DATA_FILE', 'DATA', 'CLIP_CONFIG', 'CLIP',
   'TOKENIZER', 'CHECKPOINT', 'TRAINING_DIVERGED', 'EXPORT', 'TASK', 'SOURCE',
   'TABLE_NOT_FOUND', 'MODEL_MISMATCH', 'DIM_MISMATCH', 'DB_UNREADABLE', 'BAD_QUERY', 'BAD_FILTER', 'NO_TEXT_TOWER',
-  'EMBEDDER_FAILED', 'WEIGHTS_NOT_FOUND', 'BAD_INPUT', 'HUB',
+  'EMBEDDER_FAILED', 'WEIGHTS_NOT_FOUND', 'BAD_INPUT', 'HUB', 'LAUNCH',
 ] as const;
 
 export type DyadErrorCode = (typeof ERROR_CODES)[number];

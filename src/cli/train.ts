@@ -16,6 +16,8 @@ import { Model } from '../api/model.js';
 import { RESNET_STEMS } from '../models/index.js';
 import { SSL_METHODS } from '../methods/index.js';
 import { TRIPLET_MININGS } from '../losses/triplet.js';
+import { launchFromCli } from '../distributed/launcher.js';
+import { distributedFromEnv, singleProcessOnly } from '../distributed/worker.js';
 
 export function registerTrainCommands(p: Command): void {
   p.command('train')
@@ -24,7 +26,7 @@ export function registerTrainCommands(p: Command): void {
     .option('--data <dir|fashion-mnist|mnist>', 'a folder of images (class subfolders optional), or a built-in dataset', 'fashion-mnist')
     .option('--data-root <dir>', 'folder of the IDX files for fashion-mnist/mnist')
     .option('--epochs <n>', 'epochs', intArg('--epochs', 1), 10)
-    .option('--batch <n>', 'images per batch (lr scales with batch/256)', intArg('--batch', 2), 256)
+    .option('--batch <n>', 'images per batch, per process when distributed (lr scales with the global batch/256)', intArg('--batch', 2), 256)
     .addOption(new Option('--backbone <name>', 'backbone').choices(['resnet18', 'resnet34', 'resnet50', 'vit-tiny', 'vit-small']).default('resnet18'))
     .option('--backbone-from <model.pt>', 'a TorchScript model (torch.jit.trace(...).save) as the encoder, its output as the features (replaces --backbone; default --channels 3)')
     .option('--width <n>', 'channels of the first ResNet stage (64 in the paper) or ViT width', intArg('--width', 1), 16)
@@ -63,9 +65,19 @@ export function registerTrainCommands(p: Command): void {
     .addOption(new Option('--cache <mode>', 'folder data: decode all images into memory (true), decode each batch from the files while training (false), or true when they fit in a quarter of the RAM (auto)').choices(['auto', 'true', 'false']).default('auto'))
     .option('--out <dir>', 'run folder', 'runs/train')
     .option('--resume', 'continue the run in --out from last.safetensors')
+    .option('--nproc-per-node <n>', 'start N worker processes here, as torchrun (README: Scale out)', intArg('--nproc-per-node', 1))
+    .option('--nnodes <n>', 'with --nproc-per-node: nodes in the job (default 1)', intArg('--nnodes', 1))
+    .option('--node-rank <n>', 'with --nproc-per-node: this node\'s index (default 0)', intArg('--node-rank', 0))
+    .option('--master-addr <host>', 'with --nproc-per-node: host of node 0 (default 127.0.0.1)')
+    .option('--master-port <port>', 'with --nproc-per-node: port on node 0 (default: a free one with one node, 29500)', intArg('--master-port', 1))
     .action(async (o, cmd: Command) => {
-      if (o.method === 'clip') return trainClipCommand(o, cmd);
+      if (await launchFromCli(o)) return;
+      if (o.method === 'clip') {
+        singleProcessOnly('--method clip');
+        return trainClipCommand(o, cmd);
+      }
       checkNoClipOptions(cmd, o.method);
+      const distributed = await distributedFromEnv();
       const temperature = o.temperature ?? (o.method === 'moco' ? 0.2 : undefined);
       const r = await train({
         method: o.method, data: o.data, dataRoot: o.dataRoot, epochs: o.epochs, batch: o.batch, backbone: o.backbone, backboneFrom: o.backboneFrom, width: o.width, stem: o.stem,
@@ -75,7 +87,9 @@ export function registerTrainCommands(p: Command): void {
         featureStages: o.featureStages, featureGrid: o.featureGrid, localViews: o.localViews, localSize: o.localSize, localMinScale: o.localMinScale, localMaxScale: o.localMaxScale,
         cjStrength: o.cjStrength, blur: o.blur, seed: o.seed, threads: o.threads, knnEvery: o.knnEvery, maxStepsPerEpoch: o.maxStepsPerEpoch,
         channelsLast: o.channelsLast, concatViews: o.concatViews, headLayers: o.headLayers ? (Number(o.headLayers) as 2 | 3) : undefined, loss: o.loss, cache: o.cache === 'auto' ? 'auto' : o.cache === 'true', out: o.out,
-      }, { resume: Boolean(o.resume) });
+      }, { resume: Boolean(o.resume), distributed });
+      await distributed?.close?.();
+      if (distributed && !distributed.isMain) return;
       const last = r.metrics.at(-1);
       console.log(`done: ${r.config.out}  loss ${last?.loss.toFixed(4)}` + (last?.knn_top1 !== undefined ? `  knn_top1 ${(last.knn_top1 * 100).toFixed(2)}%` : '') +
         `  best ${r.bestPath}`);

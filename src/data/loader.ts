@@ -25,7 +25,8 @@
  * epoch `e` is a permutation that depends only on `(seed, e)` (`order(e)` returns it). Each
  * iteration over the loader (each `for await`) uses the loader's `epoch` and then advances it,
  * so successive epochs differ; `setEpoch(k)` before a loop reproduces epoch `k` exactly, e.g.
- * when resuming a run at epoch `k`. `dropLast` drops the final batch when it is short.
+ * when resuming a run at epoch `k`. `dropLast` drops the final batch when it is short. A
+ * `sampler` (a rank's `DistributedSampler` shard) chooses the indices of each epoch instead.
  *
  * **Same size in a batch.** A batch is one `[N, C, H, W]` tensor, so its images must agree.
  * With `imageSize` (and/or `channels`) the loader brings every image to that size: fastest
@@ -117,6 +118,14 @@ export interface DataLoaderOptions {
   workers?: number;
   /** Samples per `dataset.getBatch` call when decoding on the main thread; default 8 (see Prefetch). */
   fetchChunk?: number;
+  /** Chooses each epoch's indices instead of `shuffle` (PyTorch's `sampler`), e.g. a rank's `DistributedSampler` shard. */
+  sampler?: Sampler;
+}
+
+/** The indices a loader draws in an epoch (PyTorch's `Sampler`); `length` is the count of the epoch set last. */
+export interface Sampler {
+  readonly length: number;
+  indices(epoch: number): ArrayLike<number>;
 }
 
 /** What the consumer waited for, per iteration (see `DataLoader.stats`). */
@@ -311,6 +320,12 @@ function epochSeed(seed: number, epoch: number): number {
   return base + epoch;
 }
 
+/** The order of `n` samples in `epoch`: `0 .. n-1`, or with `shuffle` the permutation of `(seed, epoch)` (what `DataLoader.order` and `DistributedSampler` use). */
+export function epochOrder(n: number, shuffle: boolean, seed: number, epoch: number): Int32Array {
+  if (!shuffle) return Int32Array.from({ length: n }, (_, i) => i);
+  return new Rng(epochSeed(seed, epoch)).permutation(n);
+}
+
 /** Batches of a dataset as uint8 NCHW tensors; see the module comment. */
 export class DataLoader<S extends Sample = Sample> implements AsyncIterable<Batch> {
   readonly dataset: Dataset<S>;
@@ -320,6 +335,7 @@ export class DataLoader<S extends Sample = Sample> implements AsyncIterable<Batc
   readonly dropLast: boolean;
   readonly prefetch: number;
   readonly autoDispose: boolean;
+  readonly sampler: Sampler | null;
   /** Decode worker threads for file-backed datasets (0: decode on the main thread). */
   readonly workers: number;
   /** Size and channel conversion applied to every image. */
@@ -356,6 +372,8 @@ export class DataLoader<S extends Sample = Sample> implements AsyncIterable<Batc
     this.seed = seed;
     this.dropLast = opts.dropLast ?? false;
     this.autoDispose = opts.autoDispose ?? true;
+    this.sampler = opts.sampler ?? null;
+    if (this.sampler && this.shuffle) throw new RangeError('DataLoader: sampler and shuffle are mutually exclusive (as in PyTorch): the sampler decides the order; pass shuffle to the sampler');
     const target: ImageTarget = {};
     const size = normalizeSize(opts.imageSize, 'DataLoader');
     const channels = checkChannels(opts.channels, 'DataLoader');
@@ -375,7 +393,8 @@ export class DataLoader<S extends Sample = Sample> implements AsyncIterable<Batc
   }
 
   private checkNotEmpty(): void {
-    const n = this.dataset.length;
+    const n = this.sampler?.length ?? this.dataset.length;
+    if (this.sampler && !(n > 0)) throw new RangeError(`DataLoader: the sampler gives this process none of the dataset's ${this.dataset.length} samples (fewer samples than processes?)`);
     if (!(n > 0)) throw new RangeError('DataLoader: the dataset is empty (0 samples); there is nothing to load. Check the dataset folder or the subset indices.');
     if (this.dropLast && n < this.batchSize) {
       throw new RangeError(`DataLoader: dropLast with batchSize ${this.batchSize} and only ${n} samples leaves no batch. Use a smaller batchSize or dropLast: false.`);
@@ -384,7 +403,7 @@ export class DataLoader<S extends Sample = Sample> implements AsyncIterable<Batc
 
   /** Number of batches per epoch (before batches emptied by skipped bad files). */
   get length(): number {
-    const n = this.dataset.length;
+    const n = this.sampler?.length ?? this.dataset.length;
     return this.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
   }
 
@@ -401,16 +420,15 @@ export class DataLoader<S extends Sample = Sample> implements AsyncIterable<Batc
 
   /** Sample order of `epoch` (dataset order when not shuffling). */
   order(epoch = this._epoch): Int32Array {
-    const n = this.dataset.length;
-    if (!this.shuffle) return Int32Array.from({ length: n }, (_, i) => i);
-    return new Rng(epochSeed(this.seed, epoch)).permutation(n);
+    if (this.sampler) return Int32Array.from(this.sampler.indices(epoch));
+    return epochOrder(this.dataset.length, this.shuffle, this.seed, epoch);
   }
 
   /** The index lists of the batches of `epoch`. */
   batches(epoch = this._epoch): number[][] {
     const order = this.order(epoch);
     const out: number[][] = [];
-    const count = this.length;
+    const count = this.dropLast ? Math.floor(order.length / this.batchSize) : Math.ceil(order.length / this.batchSize);
     for (let b = 0; b < count; b++) out.push(Array.from(order.subarray(b * this.batchSize, (b + 1) * this.batchSize)));
     return out;
   }

@@ -19,6 +19,14 @@
  *
  * Callbacks (`onStepEnd`, `onEpochEnd`, `onCheckpoint`) let the studio, distributed training
  * and tests hook in without copying the loop.
+ *
+ * Distributed (`distributed`, a `DistributedContext` with worldSize > 1): every rank runs this
+ * loop on its own shard; `setup` (DDP's broadcast from rank 0) runs after the resume, gradients
+ * are averaged by `syncGradients` between backward and the optimizer step, the row's loss is
+ * the mean over the ranks and img/s the throughput of all ranks. Only rank 0 evaluates, prints
+ * and writes the run folder; the others wait at a barrier after each epoch. Checkpoints record
+ * the world size and the samples seen, and a resume with another world size puts the schedule
+ * at the same epoch boundary in the new world's steps.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -34,6 +42,7 @@ import { Progress } from './progress.js';
 import { readRunMetrics, writeRunResults } from './run_files.js';
 import { optimizerStep } from './step.js';
 import { DyadError } from '../errors.js';
+import { activeContext, type DistributedContext } from '../distributed/context.js';
 
 export class TrainingDivergedError extends DyadError<'TRAINING_DIVERGED'> {
   constructor(message: string) {
@@ -113,6 +122,15 @@ export interface FitSpec<B, R extends EpochRow> {
   /** What to try when the loss diverges, appended to the error. */
   divergenceHint?: string;
   callbacks?: (LoopCallbacks<R> | undefined)[];
+  /** This process's part of a distributed run (see the module comment); null or worldSize 1: one process. */
+  distributed?: DistributedContext | null;
+}
+
+/** What a distributed run's checkpoints record in `meta.extra.distributed`. */
+export interface DistributedProgress {
+  worldSize: number;
+  /** Images trained on by all ranks together since the start of the run. */
+  samplesSeen: number;
 }
 
 export interface FitResult<R extends EpochRow> {
@@ -127,25 +145,37 @@ export interface FitResult<R extends EpochRow> {
 
 /** Trains `spec.method` (see the module comment). */
 export async function fit<B, R extends EpochRow>(spec: FitSpec<B, R>): Promise<FitResult<R>> {
-  const { method, optimizer, scheduler, epochs, stepsPerEpoch, run } = spec;
+  const { method, optimizer, scheduler, epochs, stepsPerEpoch } = spec;
+  const dist = activeContext(spec.distributed);
+  const worldSize = dist?.worldSize ?? 1;
+  const main = dist === null || dist.isMain;
+  const run = main ? spec.run : null; // the reads and writes of the run folder (only rank 0's)
   const totalSteps = spec.totalSteps ?? epochs * stepsPerEpoch;
-  const progress = spec.progress ?? null;
+  const progress = main ? spec.progress ?? null : null;
   const callbacks = (spec.callbacks ?? []).filter((c): c is LoopCallbacks<R> => c !== undefined);
   const minBatch = spec.minBatch ?? 1;
-  const lastPath = run ? path.join(run.dir, 'last.safetensors') : null;
-  const bestPath = run ? path.join(run.dir, 'best.safetensors') : null;
-  const saved = run?.model ?? method;
+  const lastPath = spec.run ? path.join(spec.run.dir, 'last.safetensors') : null;
+  const bestPath = spec.run ? path.join(spec.run.dir, 'best.safetensors') : null;
+  const saved = spec.run?.model ?? method;
 
   let startEpoch = 0;
   let best: number | null = null;
   let metrics: R[] = [];
+  let samplesSeen = 0;
+  let wasDistributed = false; // a single-process run resumed from a distributed one keeps counting samples
   if (run) mkdirSync(run.dir, { recursive: true });
   if (spec.resume) {
     const ck = spec.resume;
+    const before = ck.meta.extra?.distributed as DistributedProgress | undefined;
+    samplesSeen = before?.samplesSeen ?? 0;
+    wasDistributed = before !== undefined;
+    const baseLrs = optimizer.paramGroups.map((g) => g.initialLr ?? g.lr);
     try {
       saved.loadStateDict(ck.model);
       optimizer.loadStateDict({ state: ck.optimizer, meta: ck.meta.optimizer! });
-      if (ck.meta.scheduler) scheduler?.loadStateDict(ck.meta.scheduler);
+      // another world size: other steps per epoch and another lr (global batch); same epoch boundary
+      const sched = ck.meta.scheduler && (before?.worldSize ?? 1) !== worldSize ? { ...ck.meta.scheduler, lastStep: (ck.meta.epoch + 1) * stepsPerEpoch, baseLrs } : ck.meta.scheduler;
+      if (sched) scheduler?.loadStateDict(sched);
       if (ck.rng) torch.setRngState(ck.rng);
     } finally {
       disposeCheckpoint(ck);
@@ -156,6 +186,7 @@ export async function fit<B, R extends EpochRow>(spec: FitSpec<B, R>): Promise<F
     progress?.log(`resuming ${run?.dir ?? 'the run'} at epoch ${startEpoch + 1}/${epochs}`);
   }
   if (run) writeFileAtomic(path.join(run.dir, 'config.json'), JSON.stringify(run.config, null, 2) + '\n');
+  await dist?.setup?.(method);
 
   let taken = 0;
   for (let epoch = startEpoch; epoch < epochs && epoch * stepsPerEpoch < totalSteps; epoch++) {
@@ -168,7 +199,8 @@ export async function fit<B, R extends EpochRow>(spec: FitSpec<B, R>): Promise<F
     for await (const input of spec.batches(epoch)) {
       if (input.size < minBatch) continue;
       const ctx: StepContext = { step: epoch * stepsPerEpoch + s, totalSteps, epoch };
-      const loss = torch.scope(() => optimizerStep(method.trainingStep(input.batch(ctx), ctx) as Tensor, optimizer));
+      const loss = dist?.syncGradients ? await distributedStep(method, input, ctx, optimizer, dist.syncGradients.bind(dist))
+        : torch.scope(() => optimizerStep(method.trainingStep(input.batch(ctx), ctx) as Tensor, optimizer));
       if (!Number.isFinite(loss)) {
         throw new TrainingDivergedError(`the loss became ${loss} at epoch ${epoch + 1}, step ${s + 1}: training stopped. ` +
           (run ? `The last good checkpoint is kept in ${existsSync(lastPath!) ? lastPath : '(none yet)'}. ` : '') + (spec.divergenceHint ?? 'Lower the lr.'));
@@ -190,8 +222,10 @@ export async function fit<B, R extends EpochRow>(spec: FitSpec<B, R>): Promise<F
     }
     if (s === 0) throw new RangeError(`epoch ${epoch + 1} had no batch to train on: the data yielded no batch of at least ${minBatch} images`);
     const time = (performance.now() - t0) / 1000;
-    const row = { epoch, loss: lossSum / s, lr: optimizer.paramGroups[0]!.lr, img_per_s: images / time, time_s: time } as R;
-    if (spec.evaluate) {
+    const loss = dist?.allReduceMean ? await dist.allReduceMean(lossSum / s) : lossSum / s;
+    const row = { epoch, loss, lr: optimizer.paramGroups[0]!.lr, img_per_s: (images * worldSize) / time, time_s: time } as R;
+    samplesSeen += images * worldSize;
+    if (spec.evaluate && main) {
       method.eval();
       Object.assign(row, await spec.evaluate(epoch, epoch === epochs - 1 || (epoch + 1) * stepsPerEpoch >= totalSteps));
       method.train();
@@ -201,7 +235,8 @@ export async function fit<B, R extends EpochRow>(spec: FitSpec<B, R>): Promise<F
       const score = run.score(row);
       const improved = score !== null && (best === null || score > best);
       if (improved) best = score;
-      const meta = { task: run.task, config: run.config, epoch, step: (epoch + 1) * stepsPerEpoch, names: run.names ?? [], bestMetric: best, metrics: { ...row } as Record<string, unknown> };
+      const meta = { task: run.task, config: run.config, epoch, step: (epoch + 1) * stepsPerEpoch, names: run.names ?? [], bestMetric: best, metrics: { ...row } as Record<string, unknown>,
+        ...(dist || wasDistributed ? { extra: { distributed: { worldSize, samplesSeen } satisfies DistributedProgress } } : {}) };
       saveCheckpoint(lastPath!, { model: saved, optimizer, scheduler, meta });
       for (const c of callbacks) c.onCheckpoint?.({ kind: 'last', path: lastPath!, epoch, step: meta.step });
       if (improved) {
@@ -210,8 +245,30 @@ export async function fit<B, R extends EpochRow>(spec: FitSpec<B, R>): Promise<F
       }
       writeRunResults(run.dir, metrics, run.columns);
     }
+    await dist?.barrier?.(); // the other ranks wait for rank 0's evaluation and checkpoint
     if (spec.epochLog !== false) progress?.log(`epoch ${epoch + 1}/${epochs}  loss ${row.loss.toFixed(4)}  ${row.img_per_s.toFixed(0)} img/s${spec.describe?.(row) ?? ''}`);
     for (const c of callbacks) c.onEpochEnd?.(row);
   }
   return { metrics, best, steps: taken, lastPath, bestPath };
+}
+
+/**
+ * A step of a distributed run: loss and backward in one memory scope, the gradient all-reduce
+ * (awaited: it runs off the JS thread), then the optimizer step. A non-finite loss returns
+ * before the all-reduce; the caller stops, and the other ranks fail at their next collective.
+ */
+async function distributedStep<B>(method: Method<B>, input: StepInput<B>, ctx: StepContext, optimizer: Optimizer<any>, syncGradients: () => Promise<void>): Promise<number> {
+  const loss = torch.scope(() => {
+    const l = method.trainingStep(input.batch(ctx), ctx) as Tensor;
+    const value = l.item();
+    if (Number.isFinite(value)) l.backward();
+    return value;
+  });
+  if (!Number.isFinite(loss)) return loss;
+  await syncGradients();
+  torch.scope(() => {
+    optimizer.step();
+    optimizer.zeroGrad();
+  });
+  return loss;
 }

@@ -13,6 +13,10 @@
  * Resume: the data order of epoch e depends only on (seed, e), and the checkpoint holds the
  * libtorch RNG state, optimizer, schedule, EMA weights and queue, so a resumed run ends with the
  * same weights as an uninterrupted one.
+ * Distributed (`hooks.distributed`, see `loop.ts`): `batch` is per process, the lr scales with
+ * the global batch (batch × worldSize), each rank draws its `DistributedSampler` shard of the
+ * same (seed, epoch) order, and reseeds libtorch's generator from (seed, epoch, rank) at each
+ * epoch, so ranks augment differently and a resume at an epoch boundary replays them exactly.
  * The kNN monitor's bank is every training image by default (`knnBankSize` 0), so the monitor
  * that picks `best.safetensors` reports what `dyad knn` reports on the same checkpoint.
  */
@@ -30,6 +34,8 @@ import { knnMonitor } from './evaluate.js';
 import { disposeCheckpoint, loadCheckpoint, type Checkpoint } from './checkpoint.js';
 import { Progress } from './progress.js';
 import { fit, type EpochRow, type LoopCallbacks } from './loop.js';
+import { activeContext, type DistributedContext } from '../distributed/context.js';
+import { DistributedSampler } from '../distributed/sampler.js';
 
 export interface EpochMetrics extends EpochRow {
   /** kNN top-1 of the monitor (0..1), when it ran this epoch, and the number of images in its bank. */
@@ -58,6 +64,8 @@ export interface TrainHooks extends LoopCallbacks<EpochMetrics> {
   data?: TrainData;
   /** Called with the freshly built method before training starts (e.g. to start from other weights); not on resume. */
   init?: (method: SelfSupervisedMethod) => void;
+  /** This process's part of a distributed run (`dyad train` builds it from RANK/WORLD_SIZE); see the module comment. */
+  distributed?: DistributedContext | null;
 }
 
 /** The method's checkpoint config: what `Model.load` needs to rebuild it. */
@@ -88,9 +96,9 @@ export function buildTransform(c: TrainConfig, d: { mean: number[]; std: number[
   return c.method === 'moco' ? new MoCoV2Transform(o) : new SimCLRTransform(o);
 }
 
-function buildOptimizer(c: TrainConfig, method: SelfSupervisedMethod): Optimizer<any> {
+function buildOptimizer(c: TrainConfig, method: SelfSupervisedMethod, worldSize = 1): Optimizer<any> {
   const groups = paramGroupsForWeightDecay(method.trainableParameters(), { weightDecay: c.weightDecay });
-  const lr = (c.lr * c.batch) / 256;
+  const lr = (c.lr * c.batch * worldSize) / 256;
   switch (c.optimizer) {
     case 'sgd': return new SGD(groups, { lr, momentum: c.momentum, weightDecay: c.weightDecay });
     case 'lars': return new LARS(groups, { lr, momentum: c.momentum, weightDecay: c.weightDecay });
@@ -140,15 +148,19 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
   config.imageSize = data.imageSize;
   config.channels = data.channels;
   const method = buildMethod(config);
+  const dist = activeContext(hooks.distributed);
+  dist?.prepare?.(method);
   if (!resumeFrom) hooks.init?.(method);
   if (config.channelsLast) method.to({ memoryFormat: 'channelsLast' });
   const transform = buildTransform(config, data);
-  const optimizer = buildOptimizer(config, method);
+  const optimizer = buildOptimizer(config, method, dist?.worldSize);
   const pk = method.batchSampling === 'pk' ? pkSampler(data.train, config) : null;
-  const { stepsPerEpoch, totalSteps } = runSteps(pk ? pk.numSamples : data.train.length, config);
+  if (pk && dist) throw new RangeError(`--method ${config.method}: P×K batches are not sharded over processes yet; train it in one process`);
+  const sampler = dist ? new DistributedSampler(data.train, { numReplicas: dist.worldSize, rank: dist.rank, seed: config.seed, dropLast: true }) : undefined;
+  const { stepsPerEpoch, totalSteps } = runSteps(pk ? pk.numSamples : sampler?.length ?? data.train.length, config);
   const scheduler = new LinearWarmupCosine(optimizer, { warmupSteps: config.warmupEpochs * stepsPerEpoch, totalSteps });
   // drop the last partial batch: batch norm and in-batch negatives need full batches
-  const loader = new DataLoader(data.train, { batchSize: config.batch, shuffle: true, seed: config.seed, dropLast: true,
+  const loader = new DataLoader(data.train, { batchSize: config.batch, shuffle: !sampler, sampler, seed: config.seed, dropLast: true,
     imageSize: data.imageSize, channels: data.channels, fit: 'cover' });
   const useKnn = data.knn !== null && config.knnEvery > 0;
   const views = (images: Tensor): Tensor[] => {
@@ -170,6 +182,7 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
           return;
         }
         loader.setEpoch(epoch);
+        if (dist) torch.manualSeed(config.seed * 1_000_003 + epoch * 1009 + dist.rank);
         for await (const { images, labels } of loader) yield { size: images.size(0), batch: () => build(images, labels) };
       },
       evaluate: (epoch, last) => {
@@ -188,6 +201,7 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
       describe: (row) => (row.knn_top1 !== undefined ? `  knn_top1 ${(row.knn_top1 * 100).toFixed(2)}%` : ''),
       divergenceHint: 'Lower --lr, raise --temperature or add --warmup-epochs.',
       callbacks: [hooks, hooks.onEpoch ? { onEpochEnd: hooks.onEpoch } : undefined],
+      distributed: dist,
     });
     return { config, metrics: r.metrics, best: r.best, lastPath: r.lastPath!, bestPath: r.bestPath!, method };
   } finally {
