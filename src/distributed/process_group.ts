@@ -130,13 +130,15 @@ export function distError(op: string, rank: number, e: unknown): DistributedErro
   if (/not initialized/i.test(msg)) code = 'DIST_NOT_INITIALIZED';
   else if (/timed? ?out|timeout/i.test(msg)) {
     code = 'DIST_TIMEOUT';
-    fix = '; a peer did not take part in time (is every rank running the same collectives? raise timeoutMs for slow steps)';
+    fix = op === 'initProcessGroup'
+      ? '; not every rank joined within timeoutMs (are all worldSize ranks started, with the same rendezvous address?)'
+      : '; a peer did not take part in time (is every rank running the same collectives? raise timeoutMs for slow steps)';
   } else if (/connection (closed|reset|refused)|closed by peer|broken pipe|end of file|socket|ECONNRESET|read error|write error/i.test(msg)) {
     code = 'DIST_PEER_LOST';
     fix = '; a peer process exited or lost its connection: look at the other ranks\' output';
   } else if (/does not support|not supported|no support/i.test(msg)) code = 'DIST_UNSUPPORTED';
   else if (/not available in this dyad addon/.test(msg)) code = 'DIST_UNAVAILABLE';
-  const who = rank >= 0 && !msg.startsWith('rank ') ? `rank ${rank}, ${op}: ` : '';
+  const who = rank >= 0 && !msg.startsWith('rank ') && !msg.startsWith(op) ? `rank ${rank}, ${op}: ` : '';
   return new DistributedError(code, op, rank, `torch.distributed: ${who}${msg}${fix}`, { cause: e });
 }
 
