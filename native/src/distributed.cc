@@ -141,6 +141,25 @@ void checkCpu(const at::Tensor& t, const std::string& op) {
   if (!t.device().is_cpu()) throw std::invalid_argument(op + ": the gloo backend takes CPU tensors, got one on " + t.device().str());
 }
 
+/// Runs `f`, rethrowing a failure with the rank and the op in front (errors raised inside backward
+/// reach JS through the autograd engine, past the TS layer's own labelling).
+template <typename F>
+auto labelled(const std::string& op, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const c10::Error& e) {
+    auto g = current(op);
+    throw std::runtime_error(where(*g, op) + ": " + e.what_without_backtrace());
+  } catch (const std::invalid_argument&) {
+    throw;
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    if (msg.rfind("rank ", 0) == 0) throw;
+    auto g = current(op);
+    throw std::runtime_error(where(*g, op) + ": " + msg);
+  }
+}
+
 /// All-reduce of `t` in place (through a contiguous copy when it is not contiguous); waits.
 void allReduceNow(Group& g, at::Tensor t, const std::string& op) {
   at::NoGradGuard noGrad;
@@ -304,13 +323,13 @@ struct AllReduceSum : public torch::autograd::Function<AllReduceSum> {
   static at::Tensor forward(AutogradContext*, const at::Tensor& x) {
     auto g = current("allReduceWithGrad");
     at::Tensor y = x.clone(at::MemoryFormat::Contiguous);
-    allReduceNow(*g, y, "sum");
+    labelled("allReduceWithGrad", [&] { allReduceNow(*g, y, "sum"); });
     return y;
   }
   static variable_list backward(AutogradContext*, variable_list grads) {
     auto g = current("allReduceWithGrad (backward)");
     at::Tensor gy = grads[0].clone(at::MemoryFormat::Contiguous);
-    allReduceNow(*g, gy, "sum");
+    labelled("allReduceWithGrad (backward)", [&] { allReduceNow(*g, gy, "sum"); });
     return {gy};
   }
 };
@@ -321,13 +340,13 @@ struct GatherWithGrad : public torch::autograd::Function<GatherWithGrad> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x) {
     auto g = current("gatherWithGrad");
     ctx->saved_data["n"] = x.size(0);
-    return at::cat(allGatherNow(*g, x), 0);
+    return at::cat(labelled("gatherWithGrad", [&] { return allGatherNow(*g, x); }), 0);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto g = current("gatherWithGrad (backward)");
     int64_t n = ctx->saved_data["n"].toInt();
     at::Tensor gy = grads[0].clone(at::MemoryFormat::Contiguous);
-    allReduceNow(*g, gy, "sum");
+    labelled("gatherWithGrad (backward)", [&] { allReduceNow(*g, gy, "sum"); });
     return {gy.narrow(0, g->rank * n, n)};
   }
 };
@@ -358,6 +377,8 @@ struct Reducer {
   std::vector<size_t> bucketOf;
   std::vector<bool> seen;
   bool enabled = true;
+  int64_t hookLaunches = 0;  // buckets started by the hooks (during backward), over the reducer's life
+  int64_t finishes = 0;
   std::mutex mu;
 
   /// Flattens the bucket's gradients (zeros for a missing one) and starts its all-reduce.
@@ -377,7 +398,10 @@ struct Reducer {
     if (!enabled || seen[i]) return;
     seen[i] = true;
     Bucket& b = buckets[bucketOf[i]];
-    if (++b.ready == b.params.size() && !b.work) launch(b);
+    if (++b.ready == b.params.size() && !b.work) {
+      launch(b);
+      hookLaunches++;
+    }
   }
   /// Starts the buckets not started yet (in order), waits for all, writes grad = mean over ranks.
   void finish() {
@@ -399,6 +423,7 @@ struct Reducer {
         else p.mutable_grad() = src.clone();
       }
     }
+    finishes++;
     reset();
   }
   void reset() {
@@ -486,10 +511,13 @@ Napi::Value distReducerEnable(Args& a) {
   return a.env().Undefined();
 }
 
-/// [bucket count, bytes of the largest bucket]
+/// [bucket count, bytes of the largest bucket, buckets started during backward, synced steps]
 Napi::Value distReducerInfo(Args& a) {
   auto r = reducer(a, 0);
-  auto out = Napi::Array::New(a.env(), 2);
+  std::lock_guard<std::mutex> lock(r->mu);
+  auto out = Napi::Array::New(a.env(), 4);
+  out.Set(uint32_t(2), Napi::Number::New(a.env(), double(r->hookLaunches)));
+  out.Set(uint32_t(3), Napi::Number::New(a.env(), double(r->finishes)));
   int64_t big = 0;
   for (auto& b : r->buckets) big = std::max<int64_t>(big, b.flat.numel() * b.flat.element_size());
   out.Set(uint32_t(0), Napi::Number::New(a.env(), double(r->buckets.size())));

@@ -77,10 +77,13 @@ export class DistributedDataParallel<M extends Module = Module> extends Module {
     return this.module.forward(...args);
   }
 
-  /** Number of gradient buckets and the bytes of the largest. */
-  get buckets(): { count: number; largestBytes: number } {
-    const [count, largestBytes] = N.distReducerInfo(this.live());
-    return { count, largestBytes };
+  /**
+   * The gradient buckets: how many, the bytes of the largest, how many bucket all-reduces the
+   * autograd hooks started during backward (overlap), and how many steps were synced, since creation.
+   */
+  get buckets(): { count: number; largestBytes: number; hookLaunches: number; steps: number } {
+    const [count, largestBytes, hookLaunches, steps] = N.distReducerInfo(this.live());
+    return { count, largestBytes, hookLaunches, steps };
   }
 
   /**
@@ -120,9 +123,15 @@ export class DistributedDataParallel<M extends Module = Module> extends Module {
     return this.reducer;
   }
 
-  override dispose(): void {
+  /** Frees the reducer (its hooks become inert) and leaves the wrapped module as it is. */
+  close(): void {
     if (this.reducer !== null) N.distReducerFree(this.reducer);
     this.reducer = null;
+  }
+
+  /** Frees the reducer and disposes the wrapped module's tensors. */
+  override dispose(): void {
+    this.close();
     super.dispose();
   }
 

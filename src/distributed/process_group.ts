@@ -142,9 +142,9 @@ export function distError(op: string, rank: number, e: unknown): DistributedErro
   return new DistributedError(code, op, rank, `torch.distributed: ${who}${msg}${fix}`, { cause: e });
 }
 
-let known: { rank: number; worldSize: number; backend: Backend } | null = null;
-
+/** The default group, as the addon holds it (one per process: worker threads share it, as in PyTorch). */
 function group(op: string): { rank: number; worldSize: number; backend: Backend } {
+  const known = N.distInfo() as { rank: number; worldSize: number; backend: Backend } | null;
   if (known === null) {
     throw new DistributedError('DIST_NOT_INITIALIZED', op, -1, `torch.distributed: ${op}: the default process group is not initialized; call dist.initProcessGroup() first`);
   }
@@ -162,6 +162,7 @@ export function isAvailable(backend: Backend = 'gloo'): boolean {
  */
 export async function initProcessGroup(opts: InitProcessGroupOptions = {}): Promise<void> {
   const r = resolveRendezvous(opts);
+  const known = N.distInfo();
   if (known !== null) throw new DistributedError('DIST_INIT', 'initProcessGroup', known.rank, 'initProcessGroup: the default process group is already initialized; call dist.destroyProcessGroup() first');
   if (!isAvailable(r.backend)) {
     throw new DistributedError('DIST_UNAVAILABLE', 'initProcessGroup', r.rank, r.backend === 'nccl'
@@ -175,12 +176,11 @@ export async function initProcessGroup(opts: InitProcessGroupOptions = {}): Prom
     const code: DistCode = err.code === 'DIST_FAILED' ? 'DIST_INIT' : err.code;
     throw new DistributedError(code, 'initProcessGroup', r.rank, `${err.message} (rendezvous ${r.store === 'tcp' ? `tcp://${r.where}:${r.port}` : `file://${r.where}`}, rank ${r.rank} of ${r.worldSize})`, { cause: e });
   }
-  known = { rank: r.rank, worldSize: r.worldSize, backend: r.backend };
 }
 
 /** True between initProcessGroup and destroyProcessGroup. */
 export function isInitialized(): boolean {
-  return known !== null;
+  return N.distInfo() !== null;
 }
 /** This process's rank (PyTorch's `get_rank`). */
 export function getRank(): number {
@@ -196,7 +196,6 @@ export function getBackend(): Backend {
 
 /** Leaves the group and frees its threads and sockets (PyTorch's `destroy_process_group`). */
 export function destroyProcessGroup(): void {
-  known = null;
   N.distDestroy();
 }
 

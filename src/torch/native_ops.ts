@@ -391,8 +391,8 @@ export interface NativeDist {
   distReducerNew(params: readonly Handle[], bucketCapBytes: number, overlap: boolean): ReducerHandle;
   distReducerFinish(r: ReducerHandle): Promise<void>;
   distReducerEnable(r: ReducerHandle, on: boolean): void;
-  /** [bucket count, bytes of the largest bucket] */
-  distReducerInfo(r: ReducerHandle): [number, number];
+  /** [bucket count, bytes of the largest bucket, buckets started during backward, synced steps] */
+  distReducerInfo(r: ReducerHandle): [number, number, number, number];
   distReducerFree(r: ReducerHandle): void;
 }
 /** A DDP gradient reducer in the addon (an opaque External). */
