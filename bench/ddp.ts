@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- ddp [--world 2] [--sizes 0.004,0.25,4,32] [--reps 10] [--steps 10] [--hidden 1024] [--batch 64]`
+ * `npm run bench -- ddp [--world 2] [--sizes 0.004,0.25,4,32] [--reps 10] [--steps 4] [--rounds 5] [--hidden 1024] [--batch 64] [--bucket 25,4]`
  *
  * Starts `world` processes (1 libtorch thread each; Gloo over 127.0.0.1) and measures:
  * - all-reduce bandwidth of float32 tensors of each size (MB): time per op, algorithm bandwidth
@@ -74,7 +74,7 @@ async function worker(args: Args): Promise<void> {
 
   const hidden = num(args.hidden, 1024);
   const batch = num(args.batch, 64);
-  const steps = num(args.steps, 10);
+  const steps = num(args.steps, 4);
   torch.manualSeed(0);
   const model = new nn.Sequential(new nn.Linear(hidden, hidden), new nn.ReLU(), new nn.Linear(hidden, hidden), new nn.ReLU(),
     new nn.Linear(hidden, hidden), new nn.ReLU(), new nn.Linear(hidden, hidden));
@@ -88,7 +88,7 @@ async function worker(args: Args): Promise<void> {
       torch.functional.mseLoss(m.forward(x) as typeof x, y).backward();
     });
   };
-  const time = async (label: string, fn: () => Promise<void>): Promise<number> => {
+  const time = async (fn: () => Promise<void>): Promise<number> => {
     await fn();
     await dist.barrier();
     const t0 = performance.now();
@@ -97,23 +97,44 @@ async function worker(args: Args): Promise<void> {
     await dist.barrier();
     return ms;
   };
-  const local = await time('local', async () => {
-    step(model);
-    opt.step();
-  });
-  out({ op: 'train-step', mode: 'local (no communication)', hidden, batch, grad_MB: +gradMB.toFixed(1), ms: +local.toFixed(2) });
-  for (const overlap of [false, true]) {
-    const ddp = await dist.DistributedDataParallel.create(model, { overlap, bucketCapMB: num(args.bucket, 25) });
-    const ms = await time(overlap ? 'overlap' : 'after', async () => {
-      step(ddp);
-      await ddp.syncGradients();
-      opt.step();
-    });
-    const b = ddp.buckets;
-    out({ op: 'train-step', mode: overlap ? 'DDP, all-reduce overlapped with backward (hooks)' : 'DDP, all-reduce after backward', hidden, batch,
-      grad_MB: +gradMB.toFixed(1), buckets: b.count, hook_launches_per_step: +(b.hookLaunches / b.steps).toFixed(2), ms: +ms.toFixed(2),
+  // The modes take turns, round after round, and each reports its median round: on a shared
+  // machine the load changes by the second, and a mode measured in one block catches one phase of it.
+  const caps = String(args.bucket ?? '25,4').split(',').map(Number);
+  const modes: { cap: number; overlap: boolean }[] = [{ cap: 0, overlap: false }, ...caps.flatMap((cap) => [{ cap, overlap: false }, { cap, overlap: true }])];
+  const times = modes.map(() => [] as number[]);
+  const info = modes.map(() => ({ buckets: 0, hookLaunches: 0, steps: 0 }));
+  for (let round = 0; round < num(args.rounds, 5); round++) {
+    for (const [k, mode] of modes.entries()) {
+      if (mode.cap === 0) {
+        times[k]!.push(await time(async () => {
+          step(model);
+          opt.step();
+        }));
+        continue;
+      }
+      const ddp = await dist.DistributedDataParallel.create(model, { overlap: mode.overlap, bucketCapMB: mode.cap });
+      times[k]!.push(await time(async () => {
+        step(ddp);
+        await ddp.syncGradients();
+        opt.step();
+      }));
+      const b = ddp.buckets;
+      info[k] = { buckets: b.count, hookLaunches: info[k]!.hookLaunches + b.hookLaunches, steps: info[k]!.steps + b.steps };
+      ddp.close();
+    }
+  }
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+  const local = median(times[0]!);
+  for (const [k, mode] of modes.entries()) {
+    const ms = median(times[k]!);
+    const base = { op: 'train-step', hidden, batch, grad_MB: +gradMB.toFixed(1), ms: +ms.toFixed(2), rounds_ms: times[k]!.map((t) => +t.toFixed(1)) };
+    if (mode.cap === 0) {
+      out({ mode: 'local (no communication)', ...base });
+      continue;
+    }
+    out({ mode: mode.overlap ? 'DDP, all-reduce overlapped with backward (hooks)' : 'DDP, all-reduce after backward', bucket_cap_MB: mode.cap,
+      buckets: info[k]!.buckets, hook_launches_per_step: +(info[k]!.hookLaunches / info[k]!.steps).toFixed(2), ...base,
       overhead_ms: +(ms - local).toFixed(2), overhead_pct: +((100 * (ms - local)) / local).toFixed(1) });
-    ddp.close();
   }
   await dist.barrier();
   dist.destroyProcessGroup();
