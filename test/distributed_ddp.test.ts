@@ -6,7 +6,6 @@
 // running statistics.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import * as torch from '../src/torch/index.js';
 import * as nn from '../src/nn/index.js';
 import { SGD } from '../src/optim/index.js';
@@ -14,7 +13,6 @@ import type { Tensor } from '../src/torch/index.js';
 import { SyncBatchNorm } from '../src/distributed/index.js';
 import { bnInputs, ddpData, makeNet, sgdStep } from './fixtures/distributed_worker.js';
 import { freePort, maxDiff, runRanks } from './helpers/distributed.js';
-import { tempDir } from './helpers/tmp.js';
 
 const arr = (t: Tensor): number[] => Array.from(t.detach().contiguous().toFloat64Array());
 
@@ -31,28 +29,45 @@ function reference(): { losses: number[]; weights: number[][] } {
 
 interface DDPOut { buckets: number; hookLaunches: number; steps: number; losses: number[]; weights: number[][] }
 
-for (const [mode, buckets] of [['overlap', 3], ['after', 3], ['onebucket', 1]] as const) {
-  test(`DDP (${mode}, ${buckets} bucket${buckets > 1 ? 's' : ''}): 2 ranks × batch 4 give the weights of 1 process × batch 8 after 3 SGD steps`, async () => {
-    const init = mode === 'after' ? `file://${path.join(tempDir('ddp'), 'rv')}` : `tcp://127.0.0.1:${await freePort()}`;
-    const results = await runRanks<DDPOut>('ddp', init, { arg: mode });
-    for (const r of results) assert.equal(r.code, 0, `rank ${r.rank}: ${r.stderr}`);
-    const ref = reference();
+test('DDP overlapped (3 buckets), after backward (3 buckets), in one bucket: 2 ranks × batch 4 give the weights of 1 process × batch 8 after 3 SGD steps', async () => {
+  const results = await runRanks<Record<string, DDPOut>>('ddp', `tcp://127.0.0.1:${await freePort()}`);
+  for (const r of results) assert.equal(r.code, 0, `rank ${r.rank}: ${r.stderr}`);
+  const ref = reference();
+  for (const [mode, buckets] of [['overlap', 3], ['after', 3], ['onebucket', 1]] as const) {
     for (const r of results) {
-      assert.equal(r.out!.buckets, buckets);
-      assert.equal(r.out!.steps, 3);
+      const o = r.out![mode]!;
+      assert.equal(o.buckets, buckets);
+      assert.equal(o.steps, 3);
       // overlapped: every bucket's all-reduce was started by the autograd hooks, during backward
-      assert.equal(r.out!.hookLaunches, mode === 'after' ? 0 : 3 * buckets);
-      r.out!.weights.forEach((w, k) => {
+      assert.equal(o.hookLaunches, mode === 'after' ? 0 : 3 * buckets);
+      o.weights.forEach((w, k) => {
         const d = maxDiff(w, ref.weights[k]!);
-        assert.ok(d < 1e-5, `rank ${r.rank}, parameter ${k}: differs from the single process by ${d}`);
+        assert.ok(d < 1e-5, `${mode}, rank ${r.rank}, parameter ${k}: differs from the single process by ${d}`);
       });
     }
     ref.losses.forEach((l, s) => {
-      const mean = (results[0]!.out!.losses[s]! + results[1]!.out!.losses[s]!) / 2;
-      assert.ok(Math.abs(mean - l) < 1e-5, `step ${s}: mean rank loss ${mean} vs ${l}`);
+      const mean = (results[0]!.out![mode]!.losses[s]! + results[1]!.out![mode]!.losses[s]!) / 2;
+      assert.ok(Math.abs(mean - l) < 1e-5, `${mode}, step ${s}: mean rank loss ${mean} vs ${l}`);
     });
-  });
-}
+  }
+});
+
+test('DDP gradient accumulation: a noSync backward then a synced one equal one step on the summed micro-batch losses; two synced backwards are refused', async () => {
+  const results = await runRanks<{ weights: number[][]; twice: string }>('ddp-accum', `tcp://127.0.0.1:${await freePort()}`);
+  for (const r of results) assert.equal(r.code, 0, `rank ${r.rank}: ${r.stderr}`);
+  // each rank sums two micro-batch means (2 samples each); averaged over ranks: 2 × the mean over all 8
+  const model = makeNet(100);
+  const opt = new SGD(model.parameters(), { lr: 0.1 });
+  const [{ x, y }] = ddpData(1);
+  opt.zeroGrad();
+  torch.functional.mseLoss(model.forward(x) as Tensor, y).mul(2).backward();
+  opt.step();
+  const ref = model.parameters().map(arr);
+  for (const r of results) {
+    r.out!.weights.forEach((w, k) => assert.ok(maxDiff(w, ref[k]!) < 1e-5, `rank ${r.rank}, parameter ${k} differs by ${maxDiff(w, ref[k]!)}`));
+    assert.match(r.out!.twice, /^DIST_FAILED: .*backward ran more than once since the last syncGradients\(\).*noSync/);
+  }
+});
 
 interface BNOut { isSync: boolean; y: number[]; gx: number[]; gw: number[]; gb: number[]; rm: number[]; rv: number[] }
 

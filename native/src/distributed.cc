@@ -377,6 +377,7 @@ struct Reducer {
   std::vector<size_t> bucketOf;
   std::vector<bool> seen;
   bool enabled = true;
+  bool repeated = false;  // a gradient arrived twice before finish(): a second backward without sync
   int64_t hookLaunches = 0;  // buckets started by the hooks (during backward), over the reducer's life
   int64_t finishes = 0;
   std::mutex mu;
@@ -395,7 +396,11 @@ struct Reducer {
   }
   void hook(size_t i) {
     std::lock_guard<std::mutex> lock(mu);
-    if (!enabled || seen[i]) return;
+    if (!enabled) return;
+    if (seen[i]) {
+      repeated = true;
+      return;
+    }
     seen[i] = true;
     Bucket& b = buckets[bucketOf[i]];
     if (++b.ready == b.params.size() && !b.work) {
@@ -413,6 +418,12 @@ struct Reducer {
     } catch (...) {
       reset();
       throw;
+    }
+    if (repeated) {
+      reset();
+      throw std::runtime_error(
+          "backward ran more than once since the last syncGradients(): the buckets were all-reduced with the first pass's gradients. "
+          "Accumulate gradients inside ddp.noSync(), or call syncGradients() after every backward");
     }
     for (auto& b : buckets) {
       b.flat.div_(g->size);
@@ -432,6 +443,7 @@ struct Reducer {
       b.work.reset();
     }
     std::fill(seen.begin(), seen.end(), false);
+    repeated = false;
   }
 };
 
