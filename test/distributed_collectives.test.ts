@@ -12,7 +12,7 @@ import { freePort, runRanks } from './helpers/distributed.js';
 
 interface Collectives {
   rank: number; world: number; sum: number[]; avg: number[]; max: number[]; nc: number[]; ncShape: number[];
-  gathered: number[][]; broadcast: number[]; reduceScatter: string;
+  gathered: number[][]; broadcast: number[]; reduceScatter: string; errs: string[]; after: number[];
 }
 
 function checkCollectives(results: Awaited<ReturnType<typeof runRanks<Collectives>>>): void {
@@ -30,10 +30,15 @@ function checkCollectives(results: Awaited<ReturnType<typeof runRanks<Collective
     assert.deepEqual(o.gathered, [[0, 0.5], [1, 1.5]]);
     assert.deepEqual(o.broadcast, [101]);
     assert.match(o.reduceScatter, /^DIST_UNSUPPORTED: .*reduceScatter is not supported by the gloo backend/);
+    // shapes that differ between ranks are refused on every rank with the shapes named (Gloo itself would abort the process)
+    const [gather, ddp] = o.errs;
+    assert.match(gather!, /^DIST_FAILED: .*gatherWithGrad: every rank must pass the same dtype and shape, got rank 0 float32 \[4, 16\], rank 1 float32 \[3, 16\]/);
+    assert.match(ddp!, /^DIST_FAILED: DistributedDataParallel: the ranks hold different models \(rank 0: 2 parameters of 10 elements.*rank 1: 2 parameters of 15 elements/);
+    assert.deepEqual(o.after, [2]); // the group still works
   }
 }
 
-test('allReduce (sum, avg, max, non-contiguous), allGather, broadcast, barrier over file://', async () => {
+test('allReduce (sum, avg, max, non-contiguous), allGather, broadcast, barrier, shape mismatches over file://', async () => {
   const dir = tempDir('dist-file');
   checkCollectives(await runRanks<Collectives>('collectives', `file://${path.join(dir, 'rendezvous')}`));
 });

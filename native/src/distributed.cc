@@ -160,10 +160,52 @@ auto labelled(const std::string& op, F&& f) -> decltype(f()) {
   }
 }
 
+std::string shapeText(const at::Tensor& sig) {
+  auto s = sig.accessor<int64_t, 1>();
+  std::string out = std::string(dtypeName(static_cast<at::ScalarType>(s[0]))) + " [";
+  for (int64_t i = 0; i < s[1]; i++) out += (i ? ", " : "") + std::to_string(s[2 + i]);
+  return out + "]";
+}
+
+/// Gloo aborts the process (gloo::EnforceNotMet on its transport thread) when the ranks pass
+/// tensors of different sizes, so where sizes can legitimately differ (allGather of a batch, the
+/// last one of an epoch) every rank's dtype and shape are gathered and compared first.
+void checkSameShape(Group& g, const at::Tensor& t, const std::string& op) {
+  if (g.size == 1) return;
+  constexpr int64_t kMaxDim = 8;
+  if (t.dim() > kMaxDim) return;
+  at::Tensor mine = at::full({kMaxDim + 2}, -1, at::kLong);
+  auto m = mine.accessor<int64_t, 1>();
+  m[0] = static_cast<int64_t>(t.scalar_type());
+  m[1] = t.dim();
+  for (int64_t i = 0; i < t.dim(); i++) m[2 + i] = t.size(i);
+  std::vector<at::Tensor> outs;
+  for (int r = 0; r < g.size; r++) outs.push_back(at::empty_like(mine));
+  std::vector<std::vector<at::Tensor>> o{outs};
+  std::vector<at::Tensor> in{mine};
+  g.pg->allgather(o, in)->wait();
+  bool same = true;
+  for (int r = 0; r < g.size; r++) same = same && o[0][r].equal(mine);
+  if (same) return;
+  std::string list;
+  for (int r = 0; r < g.size; r++) list += (r ? ", " : "") + std::string("rank ") + std::to_string(r) + " " + shapeText(o[0][r]);
+  throw std::invalid_argument(op + ": every rank must pass the same dtype and shape, got " + list +
+                              " (for batches: drop the last incomplete batch, or pad it, as DistributedSampler does)");
+}
+
+bool debugDetail() {
+  static const bool detail = [] {
+    const char* v = std::getenv("TORCH_DISTRIBUTED_DEBUG");
+    return v != nullptr && std::string(v) == "DETAIL";
+  }();
+  return detail;
+}
+
 /// All-reduce of `t` in place (through a contiguous copy when it is not contiguous); waits.
 void allReduceNow(Group& g, at::Tensor t, const std::string& op) {
   at::NoGradGuard noGrad;
   checkCpu(t, "allReduce");
+  if (debugDetail()) checkSameShape(g, t, "allReduce");
   at::Tensor c = t.is_contiguous() ? t : t.contiguous();
   c10d::AllreduceOptions o;
   o.reduceOp = parseOp(op);
@@ -173,9 +215,10 @@ void allReduceNow(Group& g, at::Tensor t, const std::string& op) {
   if (!c.is_same(t)) t.copy_(c);
 }
 
-std::vector<at::Tensor> allGatherNow(Group& g, const at::Tensor& t) {
+std::vector<at::Tensor> allGatherNow(Group& g, const at::Tensor& t, const std::string& op = "allGather") {
   at::NoGradGuard noGrad;
-  checkCpu(t, "allGather");
+  checkCpu(t, op);
+  checkSameShape(g, t, op);
   at::Tensor c = t.contiguous();
   std::vector<at::Tensor> outs;
   for (int r = 0; r < g.size; r++) outs.push_back(at::empty_like(c));
@@ -282,6 +325,7 @@ Napi::Value distBroadcast(Args& a) {
   return runAsync(a.env(), where(*g, "broadcast"), [g, t, src] {
     at::NoGradGuard noGrad;
     checkCpu(t, "broadcast");
+    if (debugDetail()) checkSameShape(*g, t, "broadcast");
     at::Tensor c = t.is_contiguous() ? t : t.contiguous();
     c10d::BroadcastOptions o;
     o.rootRank = src;
@@ -340,7 +384,7 @@ struct GatherWithGrad : public torch::autograd::Function<GatherWithGrad> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x) {
     auto g = current("gatherWithGrad");
     ctx->saved_data["n"] = x.size(0);
-    return at::cat(labelled("gatherWithGrad", [&] { return allGatherNow(*g, x); }), 0);
+    return at::cat(labelled("gatherWithGrad", [&] { return allGatherNow(*g, x, "gatherWithGrad"); }), 0);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto g = current("gatherWithGrad (backward)");

@@ -27,7 +27,27 @@
 import { N } from '../torch/native.js';
 import type { ReducerHandle } from '../torch/native_ops.js';
 import { Module } from '../nn/module.js';
-import { broadcast, distError, getRank, getWorldSize } from './process_group.js';
+import { tensor } from '../torch/creation.js';
+import { DistributedError, allGather, broadcast, distError, getRank, getWorldSize } from './process_group.js';
+
+/**
+ * Checks that every rank wraps the same architecture (PyTorch's
+ * `_verify_param_shape_across_processes`): the count, sizes and shapes of the parameters and
+ * buffers. A mismatch would otherwise make Gloo abort a process on the first broadcast.
+ */
+async function verifySameModel(module: Module): Promise<void> {
+  const describe = (ts: { shape: number[] }[]): number[] => {
+    let hash = 17;
+    for (const t of ts) for (const d of [t.shape.length, ...t.shape]) hash = (hash * 31 + d) % 2147483647;
+    return [ts.length, ts.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0), hash];
+  };
+  const mine = [...describe(module.parameters()), ...describe(module.buffers())];
+  const all = (await allGather(tensor(mine, { dtype: 'int64' }))).map((t) => t.toArray() as number[]);
+  if (all.every((sig) => sig.every((v, i) => v === mine[i]))) return;
+  const text = all.map((s, r) => `rank ${r}: ${s[0]} parameters of ${s[1]} elements, ${s[3]} buffers of ${s[4]}${s[2] !== all[0]![2] || s[5] !== all[0]![5] ? ' (other shapes)' : ''}`);
+  throw new DistributedError('DIST_FAILED', 'DistributedDataParallel', getRank(),
+    `DistributedDataParallel: the ranks hold different models (${text.join('; ')}); build the same architecture on every rank`);
+}
 
 export interface DistributedDataParallelOptions {
   /** Bucket size for the gradient all-reduce, in MiB. Default 25 (PyTorch's bucket_cap_mb). */
@@ -61,6 +81,7 @@ export class DistributedDataParallel<M extends Module = Module> extends Module {
    */
   static async create<M extends Module>(module: M, opts: DistributedDataParallelOptions = {}): Promise<DistributedDataParallel<M>> {
     const ddp = new DistributedDataParallel(module, opts);
+    await verifySameModel(module);
     const params = module.parameters().filter((p) => p.requiresGrad);
     for (const p of module.parameters()) await broadcast(p, 0);
     if (opts.broadcastBuffers ?? true) for (const b of module.buffers()) await broadcast(b, 0);
