@@ -12,7 +12,7 @@ import { freePort, runRanks } from './helpers/distributed.js';
 
 interface Collectives {
   rank: number; world: number; sum: number[]; avg: number[]; max: number[]; nc: number[]; ncShape: number[];
-  gathered: number[][]; broadcast: number[]; reduceScatter: string; errs: string[]; after: number[];
+  gathered: number[][]; broadcast: number[]; concurrent: string[]; reduceScatter: string; errs: string[]; after: number[];
 }
 
 function checkCollectives(results: Awaited<ReturnType<typeof runRanks<Collectives>>>): void {
@@ -29,6 +29,7 @@ function checkCollectives(results: Awaited<ReturnType<typeof runRanks<Collective
     assert.deepEqual(o.nc, [1, 7, 3, 9, 5, 11]);
     assert.deepEqual(o.gathered, [[0, 0.5], [1, 1.5]]);
     assert.deepEqual(o.broadcast, [101]);
+    assert.deepEqual(o.concurrent, Array(8).fill('ok')); // 8 all-reduces of mixed sizes in flight at once
     assert.match(o.reduceScatter, /^DIST_UNSUPPORTED: .*reduceScatter is not supported by the gloo backend/);
     // shapes that differ between ranks are refused on every rank with the shapes named (Gloo itself would abort the process)
     const [gather, ddp] = o.errs;
@@ -38,7 +39,7 @@ function checkCollectives(results: Awaited<ReturnType<typeof runRanks<Collective
   }
 }
 
-test('allReduce (sum, avg, max, non-contiguous), allGather, broadcast, barrier, shape mismatches over file://', async () => {
+test('allReduce (sum, avg, max, non-contiguous), allGather, broadcast, barrier, 8 concurrent all-reduces, shape mismatches over file://', async () => {
   const dir = tempDir('dist-file');
   checkCollectives(await runRanks<Collectives>('collectives', `file://${path.join(dir, 'rendezvous')}`));
 });

@@ -23,6 +23,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <condition_variable>
 #include <mutex>
 
 #include "handle.h"
@@ -108,7 +109,46 @@ Napi::Value distAvailable(Args& a) {
 
 #ifdef DYAD_HAS_GLOO
 
+/**
+ * Gloo pairs the ranks' collectives by the order they are enqueued, so every rank must enqueue in
+ * program order. Collectives started from JS wait on libuv's pool, where several may run at once
+ * (`Promise.all` of all-reduces): each takes a ticket on the calling thread, in program order, and
+ * enqueues only in its turn; waiting for the result happens outside the turn, so the ops still
+ * overlap in Gloo. The synchronous ones (autograd Functions, DDP hooks) take their turn the same way.
+ */
+class Sequencer {
+ public:
+  uint64_t take() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return next_++;
+  }
+  /// Runs `f` (which enqueues) in `ticket`'s turn; the turn passes on even when `f` throws.
+  template <typename F>
+  auto run(uint64_t ticket, F&& f) -> decltype(f()) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return turn_ == ticket; });
+    }
+    struct Pass {
+      Sequencer* s;
+      ~Pass() {
+        std::lock_guard<std::mutex> lock(s->mu_);
+        s->turn_++;
+        s->cv_.notify_all();
+      }
+    } pass{this};
+    return f();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t next_ = 0;
+  uint64_t turn_ = 0;
+};
+
 struct Group {
+  Sequencer seq;
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
   int rank = 0;
@@ -201,30 +241,40 @@ bool debugDetail() {
   return detail;
 }
 
-/// All-reduce of `t` in place (through a contiguous copy when it is not contiguous); waits.
-void allReduceNow(Group& g, at::Tensor t, const std::string& op) {
+/// All-reduce of `t` in place (through a contiguous copy when it is not contiguous), enqueued in
+/// `ticket`'s turn (a fresh ticket when none is given: a synchronous caller); waits.
+void allReduceNow(Group& g, at::Tensor t, const std::string& op, c10::optional<uint64_t> ticket = c10::nullopt) {
   at::NoGradGuard noGrad;
-  checkCpu(t, "allReduce");
-  if (debugDetail()) checkSameShape(g, t, "allReduce");
-  at::Tensor c = t.is_contiguous() ? t : t.contiguous();
-  c10d::AllreduceOptions o;
-  o.reduceOp = parseOp(op);
-  std::vector<at::Tensor> v{c};
-  g.pg->allreduce(v, o)->wait();
+  uint64_t turn = ticket ? *ticket : g.seq.take();
+  at::Tensor c;
+  auto work = g.seq.run(turn, [&] {
+    checkCpu(t, "allReduce");
+    if (debugDetail()) checkSameShape(g, t, "allReduce");
+    c = t.is_contiguous() ? t : t.contiguous();
+    c10d::AllreduceOptions o;
+    o.reduceOp = parseOp(op);
+    std::vector<at::Tensor> v{c};
+    return g.pg->allreduce(v, o);
+  });
+  work->wait();
   if (op == "avg") c.div_(g.size);
   if (!c.is_same(t)) t.copy_(c);
 }
 
-std::vector<at::Tensor> allGatherNow(Group& g, const at::Tensor& t, const std::string& op = "allGather") {
+std::vector<at::Tensor> allGatherNow(Group& g, const at::Tensor& t, const std::string& op = "allGather",
+                                     c10::optional<uint64_t> ticket = c10::nullopt) {
   at::NoGradGuard noGrad;
-  checkCpu(t, op);
-  checkSameShape(g, t, op);
-  at::Tensor c = t.contiguous();
-  std::vector<at::Tensor> outs;
-  for (int r = 0; r < g.size; r++) outs.push_back(at::empty_like(c));
-  std::vector<std::vector<at::Tensor>> o{outs};
-  std::vector<at::Tensor> in{c};
-  g.pg->allgather(o, in)->wait();
+  uint64_t turn = ticket ? *ticket : g.seq.take();
+  std::vector<std::vector<at::Tensor>> o(1);
+  auto work = g.seq.run(turn, [&] {
+    checkCpu(t, op);
+    checkSameShape(g, t, op);
+    at::Tensor c = t.contiguous();
+    for (int r = 0; r < g.size; r++) o[0].push_back(at::empty_like(c));
+    std::vector<at::Tensor> in{c};
+    return g.pg->allgather(o, in);
+  });
+  work->wait();
   return o[0];
 }
 
@@ -304,7 +354,8 @@ Napi::Value distAllReduce(Args& a) {
   at::Tensor t = a.t(0);
   std::string op = a.str(1);
   parseOp(op);
-  return runAsync(a.env(), where(*g, "allReduce"), [g, t, op] { allReduceNow(*g, t, op); });
+  uint64_t ticket = g->seq.take();
+  return runAsync(a.env(), where(*g, "allReduce"), [g, t, op, ticket] { allReduceNow(*g, t, op, ticket); });
 }
 
 /// distAllGather(t) -> Promise<Handle[]>: one tensor per rank.
@@ -312,7 +363,8 @@ Napi::Value distAllGather(Args& a) {
   auto g = current("allGather");
   at::Tensor t = a.t(0);
   auto out = std::make_shared<std::vector<at::Tensor>>();
-  return runAsync(a.env(), where(*g, "allGather"), [g, t, out] { *out = allGatherNow(*g, t); },
+  uint64_t ticket = g->seq.take();
+  return runAsync(a.env(), where(*g, "allGather"), [g, t, out, ticket] { *out = allGatherNow(*g, t, "allGather", ticket); },
                   [out](Napi::Env env) { return ret(env, *out); });
 }
 
@@ -322,22 +374,28 @@ Napi::Value distBroadcast(Args& a) {
   at::Tensor t = a.t(0);
   int64_t src = a.i64(1);
   if (src < 0 || src >= g->size) throw std::invalid_argument("broadcast: src " + std::to_string(src) + " is not a rank of [0, " + std::to_string(g->size) + ")");
-  return runAsync(a.env(), where(*g, "broadcast"), [g, t, src] {
+  uint64_t ticket = g->seq.take();
+  return runAsync(a.env(), where(*g, "broadcast"), [g, t, src, ticket] {
     at::NoGradGuard noGrad;
-    checkCpu(t, "broadcast");
-    if (debugDetail()) checkSameShape(*g, t, "broadcast");
-    at::Tensor c = t.is_contiguous() ? t : t.contiguous();
-    c10d::BroadcastOptions o;
-    o.rootRank = src;
-    std::vector<at::Tensor> v{c};
-    g->pg->broadcast(v, o)->wait();
+    at::Tensor c;
+    auto work = g->seq.run(ticket, [&] {
+      checkCpu(t, "broadcast");
+      if (debugDetail()) checkSameShape(*g, t, "broadcast");
+      c = t.is_contiguous() ? t : t.contiguous();
+      c10d::BroadcastOptions o;
+      o.rootRank = src;
+      std::vector<at::Tensor> v{c};
+      return g->pg->broadcast(v, o);
+    });
+    work->wait();
     if (!c.is_same(t)) t.copy_(c);
   });
 }
 
 Napi::Value distBarrier(Args& a) {
   auto g = current("barrier");
-  return runAsync(a.env(), where(*g, "barrier"), [g] { g->pg->barrier()->wait(); });
+  uint64_t ticket = g->seq.take();
+  return runAsync(a.env(), where(*g, "barrier"), [g, ticket] { g->seq.run(ticket, [&] { return g->pg->barrier(); })->wait(); });
 }
 
 /// distReduceScatter(output, inputs[], op) -> Promise<void>: output = reduce over ranks of inputs[rank].
@@ -346,13 +404,15 @@ Napi::Value distReduceScatter(Args& a) {
   at::Tensor out = a.t(0);
   auto ins = a.tl(1);
   std::string op = a.str(2);
-  return runAsync(a.env(), where(*g, "reduceScatter"), [g, out, ins, op] {
+  parseOp(op);
+  uint64_t ticket = g->seq.take();
+  return runAsync(a.env(), where(*g, "reduceScatter"), [g, out, ins, op, ticket] {
     at::NoGradGuard noGrad;
     std::vector<at::Tensor> o{out};
     std::vector<std::vector<at::Tensor>> i{ins};
     c10d::ReduceScatterOptions opts;
     opts.reduceOp = parseOp(op);
-    g->pg->reduce_scatter(o, i, opts)->wait();
+    g->seq.run(ticket, [&] { return g->pg->reduce_scatter(o, i, opts); })->wait();
     if (op == "avg") out.div_(g->size);
   });
 }
@@ -428,6 +488,9 @@ struct Reducer {
 
   /// Flattens the bucket's gradients (zeros for a missing one) and starts its all-reduce.
   void launch(Bucket& b) {
+    b.work = g->seq.run(g->seq.take(), [&] { return enqueue(b); });
+  }
+  c10::intrusive_ptr<c10d::Work> enqueue(Bucket& b) {
     at::NoGradGuard noGrad;
     for (size_t k = 0; k < b.params.size(); k++) {
       const at::Tensor& p = params[b.params[k]];
@@ -436,7 +499,7 @@ struct Reducer {
       else dst.zero_();
     }
     std::vector<at::Tensor> v{b.flat};
-    b.work = g->pg->allreduce(v);
+    return g->pg->allreduce(v);
   }
   void hook(size_t i) {
     std::lock_guard<std::mutex> lock(mu);
@@ -453,11 +516,14 @@ struct Reducer {
     }
   }
   /// Starts the buckets not started yet (in order), waits for all, writes grad = mean over ranks.
-  void finish() {
+  void finish(uint64_t ticket) {
     std::lock_guard<std::mutex> lock(mu);
     at::NoGradGuard noGrad;
     try {
-      for (auto& b : buckets) if (!b.work) launch(b);
+      g->seq.run(ticket, [&] {
+        for (auto& b : buckets) if (!b.work) b.work = enqueue(b);
+        return 0;
+      });
       for (auto& b : buckets) b.work->wait();
     } catch (...) {
       reset();
@@ -556,7 +622,8 @@ Napi::Value distReducerNew(Args& a) {
 
 Napi::Value distReducerFinish(Args& a) {
   auto r = reducer(a, 0);
-  return runAsync(a.env(), where(*r->g, "DistributedDataParallel gradient all-reduce"), [r] { r->finish(); });
+  uint64_t ticket = r->g->seq.take();
+  return runAsync(a.env(), where(*r->g, "DistributedDataParallel gradient all-reduce"), [r, ticket] { r->finish(ticket); });
 }
 
 Napi::Value distReducerEnable(Args& a) {
