@@ -1,47 +1,22 @@
 // dyad native engine: torch.distributed over libtorch's c10d (ProcessGroupGloo, TCPStore,
-// FileStore), CUDA queries, and the two differentiable collectives that contrastive learning
-// needs (SimCLR's GatherLayer, SyncBatchNorm's statistics).
+// FileStore) and CUDA queries; the differentiable collectives and the DDP reducer are in
+// distributed_grad.cc, what both share in distributed.h.
 //
 // - One default process group per process, as torch.distributed's default group.
 // - Collectives called from JS (allReduce, allGather, broadcast, barrier, reduceScatter, the DDP
 //   reducer's finish) return Promises: the op is enqueued on Gloo's own worker threads and waited
 //   for on a libuv pool thread (a Napi::AsyncWorker), so Node's event loop never waits for a peer.
-// - The differentiable collectives (allReduceWithGrad, gatherWithGrad) are C++ autograd Functions
-//   that wait synchronously: backward of CPU tensors runs on the calling (JS) thread, so a
-//   collective inside backward has to be native, and blocks exactly as long as the op.
-// - The DDP reducer registers a post hook on each parameter's gradient accumulator (as c10d's
-//   Reducer does): when every gradient of a bucket is ready, the bucket is flattened and its
-//   all-reduce starts on Gloo's threads while backward goes on; finish() waits and averages.
+// - Every collective takes a ticket on the calling thread and is enqueued in its turn (Sequencer,
+//   distributed.h): Gloo pairs collectives across ranks by enqueue order.
 //
 // Built only where libtorch's c10d and Gloo's headers are present (Debian: libtorch-dev and
 // libgloo-dev); elsewhere every dist function reports "not available" (distAvailable()).
-#include <torch/csrc/autograd/custom_function.h>
-#include <torch/csrc/autograd/function.h>
-#include <torch/csrc/autograd/variable.h>
-#include <torch/csrc/autograd/utils/lambda_post_hook.h>
 #include <torch/cuda.h>
-#include <chrono>
-#include <functional>
-#include <memory>
-#include <condition_variable>
-#include <mutex>
 
-#include "handle.h"
-
-#if defined(__has_include)
-#if __has_include(<torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>) && __has_include(<gloo/config.h>) && !defined(DYAD_NO_DISTRIBUTED)
-#define DYAD_HAS_GLOO 1
-#ifndef USE_C10D_GLOO
-#define USE_C10D_GLOO 1
-#endif
-#include <torch/csrc/distributed/c10d/FileStore.hpp>
-#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#endif
-#endif
+#include "distributed.h"
 
 namespace dyad {
+namespace dist {
 namespace {
 
 /// A Promise settled from a libuv pool thread: `run` off the JS thread, `done` on it.
@@ -79,12 +54,16 @@ class PromiseWorker : public Napi::AsyncWorker {
   std::function<Napi::Value(Napi::Env)> done_;
 };
 
-Napi::Value runAsync(Napi::Env env, std::string what, std::function<void()> run, std::function<Napi::Value(Napi::Env)> done = nullptr) {
+}  // namespace
+
+Napi::Value runAsync(Napi::Env env, std::string what, std::function<void()> run, std::function<Napi::Value(Napi::Env)> done) {
   auto* w = new PromiseWorker(env, std::move(what), std::move(run), std::move(done));
   auto p = w->promise();
   w->Queue();
   return p;
 }
+
+namespace {
 
 // ---- CUDA (present in every libtorch; false/0 in CPU builds) ------------------------------
 
@@ -107,56 +86,15 @@ Napi::Value distAvailable(Args& a) {
   return out;
 }
 
+}  // namespace
+
 #ifdef DYAD_HAS_GLOO
 
-/**
- * Gloo pairs the ranks' collectives by the order they are enqueued, so every rank must enqueue in
- * program order. Collectives started from JS wait on libuv's pool, where several may run at once
- * (`Promise.all` of all-reduces): each takes a ticket on the calling thread, in program order, and
- * enqueues only in its turn; waiting for the result happens outside the turn, so the ops still
- * overlap in Gloo. The synchronous ones (autograd Functions, DDP hooks) take their turn the same way.
- */
-class Sequencer {
- public:
-  uint64_t take() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return next_++;
-  }
-  /// Runs `f` (which enqueues) in `ticket`'s turn; the turn passes on even when `f` throws.
-  template <typename F>
-  auto run(uint64_t ticket, F&& f) -> decltype(f()) {
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return turn_ == ticket; });
-    }
-    struct Pass {
-      Sequencer* s;
-      ~Pass() {
-        std::lock_guard<std::mutex> lock(s->mu_);
-        s->turn_++;
-        s->cv_.notify_all();
-      }
-    } pass{this};
-    return f();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  uint64_t next_ = 0;
-  uint64_t turn_ = 0;
-};
-
-struct Group {
-  Sequencer seq;
-  c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
-  int rank = 0;
-  int size = 1;
-  std::string backend;
-};
+namespace {
 std::mutex gGroupMutex;
 std::shared_ptr<Group> gGroup;
+}  // namespace
+
 
 std::shared_ptr<Group> current(const std::string& op) {
   std::lock_guard<std::mutex> lock(gGroupMutex);
@@ -164,7 +102,11 @@ std::shared_ptr<Group> current(const std::string& op) {
   return gGroup;
 }
 
-std::string where(const Group& g, const std::string& op) { return "rank " + std::to_string(g.rank) + " of " + std::to_string(g.size) + ", " + op; }
+void checkCpu(const at::Tensor& t, const std::string& op) {
+  if (!t.device().is_cpu()) throw std::invalid_argument(op + ": the gloo backend takes CPU tensors, got one on " + t.device().str());
+}
+
+namespace {
 
 c10d::ReduceOp parseOp(const std::string& s) {
   if (s == "sum" || s == "avg") return c10d::ReduceOp::SUM;
@@ -177,28 +119,9 @@ c10d::ReduceOp parseOp(const std::string& s) {
   throw std::invalid_argument("unknown reduce op '" + s + "' (sum, avg, product, min, max, band, bor, bxor)");
 }
 
-void checkCpu(const at::Tensor& t, const std::string& op) {
-  if (!t.device().is_cpu()) throw std::invalid_argument(op + ": the gloo backend takes CPU tensors, got one on " + t.device().str());
-}
+}  // namespace
 
-/// Runs `f`, rethrowing a failure with the rank and the op in front (errors raised inside backward
-/// reach JS through the autograd engine, past the TS layer's own labelling).
-template <typename F>
-auto labelled(const std::string& op, F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const c10::Error& e) {
-    auto g = current(op);
-    throw std::runtime_error(where(*g, op) + ": " + e.what_without_backtrace());
-  } catch (const std::invalid_argument&) {
-    throw;
-  } catch (const std::exception& e) {
-    std::string msg = e.what();
-    if (msg.rfind("rank ", 0) == 0) throw;
-    auto g = current(op);
-    throw std::runtime_error(where(*g, op) + ": " + msg);
-  }
-}
+namespace {
 
 std::string shapeText(const at::Tensor& sig) {
   auto s = sig.accessor<int64_t, 1>();
@@ -241,9 +164,11 @@ bool debugDetail() {
   return detail;
 }
 
+}  // namespace
+
 /// All-reduce of `t` in place (through a contiguous copy when it is not contiguous), enqueued in
 /// `ticket`'s turn (a fresh ticket when none is given: a synchronous caller); waits.
-void allReduceNow(Group& g, at::Tensor t, const std::string& op, c10::optional<uint64_t> ticket = c10::nullopt) {
+void allReduceNow(Group& g, at::Tensor t, const std::string& op, c10::optional<uint64_t> ticket) {
   at::NoGradGuard noGrad;
   uint64_t turn = ticket ? *ticket : g.seq.take();
   at::Tensor c;
@@ -261,8 +186,7 @@ void allReduceNow(Group& g, at::Tensor t, const std::string& op, c10::optional<u
   if (!c.is_same(t)) t.copy_(c);
 }
 
-std::vector<at::Tensor> allGatherNow(Group& g, const at::Tensor& t, const std::string& op = "allGather",
-                                     c10::optional<uint64_t> ticket = c10::nullopt) {
+std::vector<at::Tensor> allGatherNow(Group& g, const at::Tensor& t, const std::string& op, c10::optional<uint64_t> ticket) {
   at::NoGradGuard noGrad;
   uint64_t turn = ticket ? *ticket : g.seq.take();
   std::vector<std::vector<at::Tensor>> o(1);
@@ -277,6 +201,8 @@ std::vector<at::Tensor> allGatherNow(Group& g, const at::Tensor& t, const std::s
   work->wait();
   return o[0];
 }
+
+namespace {
 
 /// distInit(backend, store, hostOrPath, port, rank, worldSize, timeoutMs) -> Promise<void>.
 /// store: 'tcp' (TCPStore; rank 0 serves on host:port) or 'file' (FileStore at hostOrPath).
@@ -417,294 +343,48 @@ Napi::Value distReduceScatter(Args& a) {
   });
 }
 
-// ---- differentiable collectives (autograd Functions; backward on the caller's thread) ------
-
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
-
-/// y = sum over ranks of x; dL/dx = sum over ranks of dL/dy (every rank's loss depends on y).
-struct AllReduceSum : public torch::autograd::Function<AllReduceSum> {
-  static at::Tensor forward(AutogradContext*, const at::Tensor& x) {
-    auto g = current("allReduceWithGrad");
-    at::Tensor y = x.clone(at::MemoryFormat::Contiguous);
-    labelled("allReduceWithGrad", [&] { allReduceNow(*g, y, "sum"); });
-    return y;
-  }
-  static variable_list backward(AutogradContext*, variable_list grads) {
-    auto g = current("allReduceWithGrad (backward)");
-    at::Tensor gy = grads[0].clone(at::MemoryFormat::Contiguous);
-    labelled("allReduceWithGrad (backward)", [&] { allReduceNow(*g, gy, "sum"); });
-    return {gy};
-  }
-};
-
-/// GatherLayer (SimCLR, lightly): y = cat of every rank's x along dim 0; backward all-reduces the
-/// gradient of y (sum) and returns this rank's rows. x: [n, ...] on every rank -> y: [worldSize*n, ...].
-struct GatherWithGrad : public torch::autograd::Function<GatherWithGrad> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x) {
-    auto g = current("gatherWithGrad");
-    ctx->saved_data["n"] = x.size(0);
-    return at::cat(labelled("gatherWithGrad", [&] { return allGatherNow(*g, x, "gatherWithGrad"); }), 0);
-  }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    auto g = current("gatherWithGrad (backward)");
-    int64_t n = ctx->saved_data["n"].toInt();
-    at::Tensor gy = grads[0].clone(at::MemoryFormat::Contiguous);
-    labelled("gatherWithGrad (backward)", [&] { allReduceNow(*g, gy, "sum"); });
-    return {gy.narrow(0, g->rank * n, n)};
-  }
-};
-
-Napi::Value distAllReduceWithGrad(Args& a) { return wrap(a.env(), AllReduceSum::apply(a.t(0))); }
-Napi::Value distGatherWithGrad(Args& a) {
-  const at::Tensor& x = a.t(0);
-  if (x.dim() == 0) throw std::invalid_argument("gatherWithGrad: needs a tensor with a batch dimension, got a scalar");
-  return wrap(a.env(), GatherWithGrad::apply(x));
-}
-
-// ---- the DDP reducer --------------------------------------------------------------------
-
-const napi_type_tag kReducerTag = {0x6479616472656475ULL, 0x6365723233613031ULL};
-
-struct Reducer {
-  struct Bucket {
-    std::vector<size_t> params;
-    std::vector<int64_t> offsets;
-    at::Tensor flat;
-    size_t ready = 0;
-    c10::intrusive_ptr<c10d::Work> work;
-  };
-  std::shared_ptr<Group> g;
-  std::vector<at::Tensor> params;
-  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;
-  std::vector<Bucket> buckets;
-  std::vector<size_t> bucketOf;
-  std::vector<bool> seen;
-  bool enabled = true;
-  bool repeated = false;  // a gradient arrived twice before finish(): a second backward without sync
-  int64_t hookLaunches = 0;  // buckets started by the hooks (during backward), over the reducer's life
-  int64_t finishes = 0;
-  std::mutex mu;
-
-  /// Flattens the bucket's gradients (zeros for a missing one) and starts its all-reduce.
-  void launch(Bucket& b) {
-    b.work = g->seq.run(g->seq.take(), [&] { return enqueue(b); });
-  }
-  c10::intrusive_ptr<c10d::Work> enqueue(Bucket& b) {
-    at::NoGradGuard noGrad;
-    for (size_t k = 0; k < b.params.size(); k++) {
-      const at::Tensor& p = params[b.params[k]];
-      at::Tensor dst = b.flat.narrow(0, b.offsets[k], p.numel());
-      if (p.grad().defined()) dst.copy_(p.grad().reshape(-1));
-      else dst.zero_();
-    }
-    std::vector<at::Tensor> v{b.flat};
-    return g->pg->allreduce(v);
-  }
-  void hook(size_t i) {
-    std::lock_guard<std::mutex> lock(mu);
-    if (!enabled) return;
-    if (seen[i]) {
-      repeated = true;
-      return;
-    }
-    seen[i] = true;
-    Bucket& b = buckets[bucketOf[i]];
-    if (++b.ready == b.params.size() && !b.work) {
-      launch(b);
-      hookLaunches++;
-    }
-  }
-  /// Starts the buckets not started yet (in order), waits for all, writes grad = mean over ranks.
-  void finish(uint64_t ticket) {
-    std::lock_guard<std::mutex> lock(mu);
-    at::NoGradGuard noGrad;
-    try {
-      g->seq.run(ticket, [&] {
-        for (auto& b : buckets) if (!b.work) b.work = enqueue(b);
-        return 0;
-      });
-      for (auto& b : buckets) b.work->wait();
-    } catch (...) {
-      reset();
-      throw;
-    }
-    if (repeated) {
-      reset();
-      throw std::runtime_error(
-          "backward ran more than once since the last syncGradients(): the buckets were all-reduced with the first pass's gradients. "
-          "Accumulate gradients inside ddp.noSync(), or call syncGradients() after every backward");
-    }
-    for (auto& b : buckets) {
-      b.flat.div_(g->size);
-      for (size_t k = 0; k < b.params.size(); k++) {
-        at::Tensor p = params[b.params[k]];
-        at::Tensor src = b.flat.narrow(0, b.offsets[k], p.numel()).view(p.sizes());
-        if (p.grad().defined()) p.mutable_grad().copy_(src);
-        else p.mutable_grad() = src.clone();
-      }
-    }
-    finishes++;
-    reset();
-  }
-  void reset() {
-    for (auto& b : buckets) {
-      b.ready = 0;
-      b.work.reset();
-    }
-    std::fill(seen.begin(), seen.end(), false);
-    repeated = false;
-  }
-};
-
-struct ReducerHolder {
-  std::shared_ptr<Reducer> r;
-};
-
-std::shared_ptr<Reducer> reducer(Args& a, size_t i) {
-  Napi::Value v = a.raw(i);
-  if (v.IsExternal()) {
-    auto ext = v.As<Napi::External<ReducerHolder>>();
-    if (ext.CheckTypeTag(&kReducerTag) && ext.Data()->r) return ext.Data()->r;
-  }
-  throw Napi::TypeError::New(a.env(), "expected a live DDP reducer handle");
-}
-
-/// distReducerNew(params[], bucketCapBytes, overlap) -> reducer. Buckets take the parameters in
-/// reverse order (the order backward produces their gradients), one dtype per bucket.
-Napi::Value distReducerNew(Args& a) {
-  auto r = std::make_shared<Reducer>();
-  r->g = current("DistributedDataParallel");
-  r->params = a.tl(0);
-  int64_t cap = a.i64(1);
-  bool overlap = a.b(2);
-  size_t n = r->params.size();
-  r->bucketOf.assign(n, 0);
-  r->seen.assign(n, false);
-  int64_t bytes = 0;
-  for (size_t j = n; j-- > 0;) {
-    const at::Tensor& p = r->params[j];
-    checkCpu(p, "DistributedDataParallel");
-    if (!p.requires_grad() || !p.is_leaf()) throw std::invalid_argument("DistributedDataParallel: parameter " + std::to_string(j) + " is not a leaf that requires grad");
-    int64_t nb = p.numel() * p.element_size();
-    bool fresh = r->buckets.empty() || bytes + nb > cap ||
-                 r->params[r->buckets.back().params.back()].scalar_type() != p.scalar_type();
-    if (fresh) {
-      r->buckets.emplace_back();
-      bytes = 0;
-    }
-    auto& b = r->buckets.back();
-    b.offsets.push_back(b.params.empty() ? 0 : b.offsets.back() + r->params[b.params.back()].numel());
-    b.params.push_back(j);
-    bytes += nb;
-    r->bucketOf[j] = r->buckets.size() - 1;
-  }
-  for (auto& b : r->buckets) {
-    const at::Tensor& last = r->params[b.params.back()];
-    b.flat = at::zeros({b.offsets.back() + last.numel()}, last.options().requires_grad(false));
-  }
-  if (overlap) {
-    std::weak_ptr<Reducer> weak = r;
-    for (size_t j = 0; j < n; j++) {
-      auto acc = torch::autograd::impl::grad_accumulator(r->params[j]);
-      acc->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
-          [weak, j](const variable_list& outputs, const variable_list&) {
-            if (auto self = weak.lock()) self->hook(j);
-            return outputs;
-          }));
-      r->accumulators.push_back(std::move(acc));
-    }
-  }
-  auto ext = Napi::External<ReducerHolder>::New(a.env(), new ReducerHolder{r}, [](Napi::Env, ReducerHolder* h) { delete h; });
-  ext.TypeTag(&kReducerTag);
-  return ext;
-}
-
-Napi::Value distReducerFinish(Args& a) {
-  auto r = reducer(a, 0);
-  uint64_t ticket = r->g->seq.take();
-  return runAsync(a.env(), where(*r->g, "DistributedDataParallel gradient all-reduce"), [r, ticket] { r->finish(ticket); });
-}
-
-Napi::Value distReducerEnable(Args& a) {
-  auto r = reducer(a, 0);
-  std::lock_guard<std::mutex> lock(r->mu);
-  r->enabled = a.b(1);
-  if (!r->enabled) r->reset();
-  return a.env().Undefined();
-}
-
-/// [bucket count, bytes of the largest bucket, buckets started during backward, synced steps]
-Napi::Value distReducerInfo(Args& a) {
-  auto r = reducer(a, 0);
-  std::lock_guard<std::mutex> lock(r->mu);
-  auto out = Napi::Array::New(a.env(), 4);
-  out.Set(uint32_t(2), Napi::Number::New(a.env(), double(r->hookLaunches)));
-  out.Set(uint32_t(3), Napi::Number::New(a.env(), double(r->finishes)));
-  int64_t big = 0;
-  for (auto& b : r->buckets) big = std::max<int64_t>(big, b.flat.numel() * b.flat.element_size());
-  out.Set(uint32_t(0), Napi::Number::New(a.env(), double(r->buckets.size())));
-  out.Set(uint32_t(1), Napi::Number::New(a.env(), double(big)));
-  return out;
-}
-
-Napi::Value distReducerFree(Args& a) {
-  Napi::Value v = a.raw(0);
-  if (v.IsExternal()) {
-    auto ext = v.As<Napi::External<ReducerHolder>>();
-    if (ext.CheckTypeTag(&kReducerTag)) ext.Data()->r.reset();
-  }
-  return a.env().Undefined();
-}
+}  // namespace
 
 #else  // no c10d/Gloo headers: every dist entry point explains itself
 
-[[noreturn]] Napi::Value unavailable(Args& a) {
+Napi::Value unavailable(Args& a) {
   throw std::runtime_error("torch.distributed is not available in this dyad addon: it was built without libtorch's c10d/Gloo headers "
                            "(on Debian: apt-get install libgloo-dev, then npm run build:native)");
 }
+namespace {
 Napi::Value distInfo(Args& a) { return a.env().Null(); }
 Napi::Value distDestroy(Args& a) { return a.env().Undefined(); }
+}  // namespace
 #define distInit unavailable
 #define distAllReduce unavailable
 #define distAllGather unavailable
 #define distBroadcast unavailable
 #define distBarrier unavailable
 #define distReduceScatter unavailable
-#define distAllReduceWithGrad unavailable
-#define distGatherWithGrad unavailable
-#define distReducerNew unavailable
-#define distReducerFinish unavailable
-#define distReducerEnable unavailable
-#define distReducerInfo unavailable
-#define distReducerFree unavailable
 
 #endif
 
-}  // namespace
+}  // namespace dist
 
 const std::vector<OpEntry>& distTable() {
-  static const std::vector<OpEntry> t = {
-      {"cudaIsAvailable", cudaIsAvailable},
-      {"cudaDeviceCount", cudaDeviceCount},
-      {"cudaSynchronize", cudaSynchronize},
-      {"distAvailable", distAvailable},
-      {"distInit", distInit},
-      {"distDestroy", distDestroy},
-      {"distInfo", distInfo},
-      {"distAllReduce", distAllReduce},
-      {"distAllGather", distAllGather},
-      {"distBroadcast", distBroadcast},
-      {"distBarrier", distBarrier},
-      {"distReduceScatter", distReduceScatter},
-      {"distAllReduceWithGrad", distAllReduceWithGrad},
-      {"distGatherWithGrad", distGatherWithGrad},
-      {"distReducerNew", distReducerNew},
-      {"distReducerFinish", distReducerFinish},
-      {"distReducerEnable", distReducerEnable},
-      {"distReducerInfo", distReducerInfo},
-      {"distReducerFree", distReducerFree},
-  };
+  static const std::vector<OpEntry> t = [] {
+    std::vector<OpEntry> v = {
+        {"cudaIsAvailable", dist::cudaIsAvailable},
+        {"cudaDeviceCount", dist::cudaDeviceCount},
+        {"cudaSynchronize", dist::cudaSynchronize},
+        {"distAvailable", dist::distAvailable},
+        {"distInit", dist::distInit},
+        {"distDestroy", dist::distDestroy},
+        {"distInfo", dist::distInfo},
+        {"distAllReduce", dist::distAllReduce},
+        {"distAllGather", dist::distAllGather},
+        {"distBroadcast", dist::distBroadcast},
+        {"distBarrier", dist::distBarrier},
+        {"distReduceScatter", dist::distReduceScatter},
+    };
+    for (const auto& e : dist::gradTable()) v.push_back(e);
+    return v;
+  }();
   return t;
 }
 
