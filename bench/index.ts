@@ -16,6 +16,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   'label-efficiency': async () => (await import('./label_efficiency.js')).main,
   methods: async () => (await import('./methods.js')).main,
   soak: async () => (await import('./soak.js')).main,
+  ddp: async () => (await import('./ddp.js')).main,
 };
 
 const [name, ...rest] = process.argv.slice(2);

@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "dyad",
-      "sources": ["src/addon.cc", "src/allocator.cc", "src/handle.cc", "src/ops.cc", "src/jit.cc"],
+      "sources": ["src/addon.cc", "src/allocator.cc", "src/handle.cc", "src/ops.cc", "src/jit.cc", "src/distributed.cc", "src/distributed_grad.cc"],
       "include_dirs": [
         "<!(node find-libtorch.mjs napi)",
         "<!@(node find-libtorch.mjs include)"

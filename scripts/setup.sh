@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what dyad needs on a fresh Debian 12 machine, skipping what is already there:
-#   apt: libtorch-dev (libtorch 1.13), libopenblas0-openmp (fast BLAS; without it libtorch
+#   apt: libtorch-dev (libtorch 1.13), libgloo-dev (Gloo headers: torch.distributed), libopenblas0-openmp (fast BLAS; without it libtorch
 #        falls back to reference BLAS, ~18x slower matmuls), dataset-fashion-mnist (demo data),
 #        python3-torch, python3-pil, python3-torchvision (the tests that check dyad against
 #        PyTorch / PIL on the same inputs, and the PyTorch references of the benchmarks),
@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libtorch-dev libopenblas0-openmp dataset-fashion-mnist python3-torch python3-pil python3-torchvision chromium)
+APT_PACKAGES=(libtorch-dev libgloo-dev libopenblas0-openmp dataset-fashion-mnist python3-torch python3-pil python3-torchvision chromium)
 [ -n "${DYAD_SETUP_EXTRA:-}" ] && APT_PACKAGES+=(${DYAD_SETUP_EXTRA})
 
 missing=()

@@ -6,7 +6,7 @@
  * is wrong and the fix; `cause` keeps the underlying error (an errno, sharp's, libtorch's).
  *
  * Codes are SCREAMING_SNAKE_CASE, unique across the package, and never renamed once released.
- * One code per class, except the search layer's `IndexError`, whose codes name the failure.
+ * One code per class, except the search layer's `IndexError` and `DistributedError`, whose codes name the failure.
  *
  * | code                | class                 | layer            | raised when                                           |
  * | ------------------- | --------------------- | ---------------- | ----------------------------------------------------- |
@@ -40,6 +40,13 @@
  * | `BAD_INPUT`         | IndexError            | search           | another invalid argument (embedder, dataset, mode)    |
  * | `HUB`               | HubError              | hub              | a Hub download fails, or a file is absent offline     |
  * | `LAUNCH`            | LaunchError           | distributed      | the RANK/WORLD_SIZE/MASTER_* env is invalid, or a launched worker failed |
+ * | `DIST_UNAVAILABLE`  | DistributedError      | distributed      | the addon has no c10d/Gloo (or the backend is absent) |
+ * | `DIST_INIT`         | DistributedError      | distributed      | initProcessGroup: bad options, or rendezvous failed   |
+ * | `DIST_NOT_INITIALIZED` | DistributedError   | distributed      | a collective before initProcessGroup                  |
+ * | `DIST_TIMEOUT`      | DistributedError      | distributed      | a collective or rendezvous ran past its timeout       |
+ * | `DIST_PEER_LOST`    | DistributedError      | distributed      | a peer process closed its connection (it died)        |
+ * | `DIST_UNSUPPORTED`  | DistributedError      | distributed      | the backend has no such collective (Gloo reduceScatter)|
+ * | `DIST_FAILED`       | DistributedError      | distributed      | another collective failure (the backend's message)    |
  *
  * This file imports nothing, so every layer (the tensor layer first) can build on it.
  */
@@ -50,6 +57,7 @@ export const ERROR_CODES = [
   'TOKENIZER', 'CHECKPOINT', 'TRAINING_DIVERGED', 'EXPORT', 'TASK', 'SOURCE',
   'TABLE_NOT_FOUND', 'MODEL_MISMATCH', 'DIM_MISMATCH', 'DB_UNREADABLE', 'BAD_QUERY', 'BAD_FILTER', 'NO_TEXT_TOWER',
   'EMBEDDER_FAILED', 'WEIGHTS_NOT_FOUND', 'BAD_INPUT', 'HUB', 'LAUNCH',
+  'DIST_UNAVAILABLE', 'DIST_INIT', 'DIST_NOT_INITIALIZED', 'DIST_TIMEOUT', 'DIST_PEER_LOST', 'DIST_UNSUPPORTED', 'DIST_FAILED',
 ] as const;
 
 export type DyadErrorCode = (typeof ERROR_CODES)[number];

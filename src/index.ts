@@ -40,3 +40,4 @@ export { Classifier } from './models/classifier.js';
 export { Index, IndexError, ThumbnailEmbedder, writeDuplicatesReport, type Embedder, type SearchHit, type DuplicateGroup } from './search/index.js';
 export * from './export/index.js';
 export { hubDownload, snapshotDownload, resolveModelSource, parseHubId, hubCacheDir, HubError, type HubOptions, type SnapshotOptions, type HubId } from './hub/index.js';
+export * as dist from './distributed/index.js';

@@ -297,6 +297,7 @@ const std::vector<OpEntry> kCore = {
 
 }  // namespace
 const std::vector<OpEntry>& jitTable();  // jit.cc: TorchScript modules
+const std::vector<OpEntry>& distTable();  // distributed.cc: torch.distributed, CUDA queries
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -307,6 +308,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   };
   for (const auto& e : kCore) add(e);
   for (const auto& e : jitTable()) add(e);
+  for (const auto& e : distTable()) add(e);
   auto names = Napi::Array::New(env);
   uint32_t k = 0;
   for (const auto& e : opTable()) {

@@ -10,6 +10,11 @@
  *   is masked out. The loss is the mean cross-entropy over all 2B rows.
  * - With a memory bank (MoCo-style): logits are [out0·out1 | out0·bankᵀ] ([B, 1 + M]) with the
  *   positive at index 0; the normalised `out1` (the keys) is enqueued after the loss is computed.
+ * - `gatherDistributed` (lightly's `gather_distributed`; SimCLR's cross-replica negatives): with a
+ *   process group of W ranks, each rank's 2B rows are scored against the 2·W·B rows of every rank
+ *   (`gatherWithGrad`, whose backward all-reduces the gradient), the positive at its global index;
+ *   the mean over ranks of the per-rank losses is the single-process loss on the concatenated
+ *   batch. With a memory bank, the keys of every rank are enqueued (MoCo's queue across GPUs).
  * Stable: log-softmax via cross-entropy on logits, masked entries set to −∞ (never exp of a
  * large number).
  */
@@ -17,6 +22,8 @@ import * as nn from '../nn/index.js';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import { MemoryBank } from './memory_bank.js';
+import { gatherWithGrad } from '../distributed/gather.js';
+import { getRank, getWorldSize, isInitialized } from '../distributed/process_group.js';
 
 const F = torch.functional;
 
@@ -27,11 +34,14 @@ export interface NTXentLossOptions {
   memoryBankSize?: number;
   /** Embedding size; required with a memory bank. */
   dim?: number;
+  /** Use the negatives (and enqueue the keys) of every rank of the process group. Default false. */
+  gatherDistributed?: boolean;
 }
 
 /** A module, so that a memory bank (`memory_bank.bank`) is saved with the method's checkpoint. */
 export class NTXentLoss extends nn.Module {
   readonly temperature: number;
+  readonly gatherDistributed: boolean;
   memory_bank: MemoryBank | null;
 
   constructor(opts: NTXentLossOptions = {}) {
@@ -42,6 +52,7 @@ export class NTXentLoss extends nn.Module {
     if (!Number.isInteger(m) || m < 0) throw new RangeError(`NTXentLoss: memoryBankSize must be a non-negative integer, got ${m}`);
     if (m > 0 && !(opts.dim! > 0)) throw new RangeError('NTXentLoss: a memory bank needs the embedding size: pass { dim }');
     this.temperature = t;
+    this.gatherDistributed = opts.gatherDistributed ?? false;
     this.memory_bank = m > 0 ? new MemoryBank({ size: m, dim: opts.dim! }) : null;
   }
 
@@ -61,15 +72,37 @@ export class NTXentLoss extends nn.Module {
         const logits = torch.cat([pos, neg], 1).div(this.temperature);
         const target = torch.zeros([s0[0]!], { dtype: 'int64' });
         const l = F.crossEntropy(logits, target);
-        this.memory_bank.enqueue(z1);
+        this.memory_bank.enqueue(this.distributed() ? gatherWithGrad(z1.detach()) : z1);
         return l;
       }
+      if (this.distributed()) return gatheredLoss(z0, z1, this.temperature);
       const { logits, partner } = viewPairLogits(z0, z1, this.temperature);
       const eye = torch.eye(logits.size(0), logits.size(0), { dtype: 'bool' });
       return F.crossEntropy(logits.maskedFill(eye, -Infinity), partner);
     });
     return loss;
   }
+
+  private distributed(): boolean {
+    return this.gatherDistributed && isInitialized() && getWorldSize() > 1;
+  }
+}
+
+/**
+ * NT-Xent of this rank's rows z0, z1 [B, D] against every rank's (W ranks): logits [2B, 2WB] of
+ * [z0; z1] against [Z0; Z1] (Z = the gathered views, rank r's rows at r·B), self-similarity masked,
+ * each row's positive the other view of the same image at its global index.
+ */
+function gatheredLoss(z0: Tensor, z1: Tensor, temperature: number): Tensor {
+  const b = z0.size(0);
+  const w = getWorldSize();
+  const keys = torch.cat([gatherWithGrad(z0), gatherWithGrad(z1)], 0); // [2WB, D]
+  const logits = torch.cat([z0, z1], 0).matmul(keys.t()).div(temperature); // [2B, 2WB]
+  const idx = torch.arange(b).add(getRank() * b);
+  const self = torch.cat([idx, idx.add(w * b)]);
+  const partner = torch.cat([idx.add(w * b), idx]);
+  const mask = torch.arange(2 * w * b).unsqueeze(0).eq(self.unsqueeze(1)); // [2B, 2WB], true at each row's own column
+  return F.crossEntropy(logits.maskedFill(mask, -Infinity), partner);
 }
 
 /**

@@ -30,6 +30,8 @@ export interface MoCoV2Options {
   shuffleGroups?: number;
   /** Also use view 1 as query and view 0 as key, averaging both losses. */
   symmetric?: boolean;
+  /** Enqueue the keys of every rank of the process group (NTXentLoss `gatherDistributed`). Default false. */
+  gatherDistributed?: boolean;
 }
 
 export class MoCoV2 extends SelfSupervisedMethod {
@@ -55,7 +57,7 @@ export class MoCoV2 extends SelfSupervisedMethod {
     this.projection_head_momentum = new MoCoProjectionHead(dims);
     initMomentumCopy(this.backbone, this.backbone_momentum);
     initMomentumCopy(this.projection_head, this.projection_head_momentum);
-    this.criterion = new NTXentLoss({ temperature: opts.temperature ?? 0.2, memoryBankSize: opts.memoryBankSize ?? 4096, dim: dims.outputDim });
+    this.criterion = new NTXentLoss({ temperature: opts.temperature ?? 0.2, memoryBankSize: opts.memoryBankSize ?? 4096, dim: dims.outputDim, gatherDistributed: opts.gatherDistributed });
     this.baseMomentum = opts.momentum ?? 0.99;
     this.currentMomentum = this.baseMomentum;
     this.shuffleGroups = opts.shuffleGroups ?? 2;

@@ -27,6 +27,8 @@ export interface SimCLROptions {
    * the positive left out of the denominator, Yeh et al. 2022; see `DCLLoss`).
    */
   loss?: SimCLRLossName;
+  /** NT-Xent with the negatives of every rank of the process group (`gatherDistributed`). Default false. */
+  gatherDistributed?: boolean;
 }
 
 export type SimCLRLossName = 'ntxent' | 'dcl' | 'dclw';
@@ -48,7 +50,7 @@ export class SimCLR extends SelfSupervisedMethod {
     const temperature = opts.temperature ?? 0.5;
     const loss = opts.loss ?? 'ntxent';
     if (!SIMCLR_LOSSES.includes(loss)) throw new RangeError(`SimCLR: loss must be one of ${SIMCLR_LOSSES.join(', ')}, got '${String(loss)}'`);
-    this.criterion = loss === 'dcl' ? new DCLLoss({ temperature }) : loss === 'dclw' ? new DCLWLoss({ temperature }) : new NTXentLoss({ temperature });
+    this.criterion = loss === 'dcl' ? new DCLLoss({ temperature }) : loss === 'dclw' ? new DCLWLoss({ temperature }) : new NTXentLoss({ temperature, gatherDistributed: opts.gatherDistributed });
     this.concatViews = opts.concatViews ?? true;
   }
 

@@ -320,7 +320,7 @@ export type NativeOpName = keyof typeof NATIVE_OP_SIGNATURES;
 export const NATIVE_OP_NAMES = Object.keys(NATIVE_OP_SIGNATURES) as NativeOpName[];
 
 /** The core exports of native/src/addon.cc (`kCore`): data in and out, autograd, threads, RNG. */
-export interface NativeCore {
+export interface NativeCore extends NativeDist {
   /** Copies `bytes` into a new CPU tensor of `dtype` and `shape` (which must cover them exactly). */
   fromBuffer(bytes: ArrayBufferView | ArrayBuffer, dtype: DType, shape: readonly number[] | number): Handle;
   /** A tensor over `bytes` without copying; it keeps the ArrayBuffer alive. */
@@ -366,6 +366,37 @@ export interface NativeCore {
   jitIsTraining(m: JitHandle): boolean;
   jitSave(m: JitHandle, path: string): void;
 }
+/**
+ * distributed.cc's `distTable`: CUDA queries and torch.distributed over c10d (used by
+ * src/distributed). Collectives taking a Promise run off the JS thread; the `WithGrad` ones are
+ * autograd Functions that wait on the calling thread (their backward runs there too).
+ */
+export interface NativeDist {
+  cudaIsAvailable(): boolean;
+  cudaDeviceCount(): number;
+  cudaSynchronize(device?: number | null): void;
+  /** Which backends this addon was built with. */
+  distAvailable(): { gloo: boolean; nccl: boolean };
+  /** store 'tcp': hostOrPath is the master's address (rank 0 serves the TCPStore on port); 'file': a FileStore path. */
+  distInit(backend: string, store: 'tcp' | 'file', hostOrPath: string, port: number, rank: number, worldSize: number, timeoutMs: number): Promise<void>;
+  distDestroy(): void;
+  distInfo(): { rank: number; worldSize: number; backend: string } | null;
+  distAllReduce(t: Handle, op: string): Promise<void>;
+  distAllGather(t: Handle): Promise<Handle[]>;
+  distBroadcast(t: Handle, src: number): Promise<void>;
+  distBarrier(): Promise<void>;
+  distReduceScatter(output: Handle, inputs: readonly Handle[], op: string): Promise<void>;
+  distAllReduceWithGrad(t: Handle): Handle;
+  distGatherWithGrad(t: Handle): Handle;
+  distReducerNew(params: readonly Handle[], bucketCapBytes: number, overlap: boolean): ReducerHandle;
+  distReducerFinish(r: ReducerHandle): Promise<void>;
+  distReducerEnable(r: ReducerHandle, on: boolean): void;
+  /** [bucket count, bytes of the largest bucket, buckets started during backward, synced steps] */
+  distReducerInfo(r: ReducerHandle): [number, number, number, number];
+  distReducerFree(r: ReducerHandle): void;
+}
+/** A DDP gradient reducer in the addon (an opaque External). */
+export type ReducerHandle = { readonly __reducer: unique symbol };
 /** A TorchScript module in the addon (an opaque External). */
 export type JitHandle = { readonly __jit: unique symbol };
 /** `kCore`'s names, in addon.cc's order, then `jitTable`'s. */
@@ -374,6 +405,9 @@ export const NATIVE_CORE_NAMES = [
   'grad', 'setGrad', 'requiresGrad', 'isLeaf', 'retainGrad', 'gradEnabled', 'isContiguous', 'sameStorage', 'setNumThreads',
   'getNumThreads', 'manualSeed', 'rngState', 'buildInfo', 'setErrorClass',
   'jitLoad', 'jitForward', 'jitNamedParameters', 'jitNamedBuffers', 'jitTrain', 'jitIsTraining', 'jitSave',
+  'cudaIsAvailable', 'cudaDeviceCount', 'cudaSynchronize', 'distAvailable', 'distInit', 'distDestroy', 'distInfo', 'distAllReduce',
+  'distAllGather', 'distBroadcast', 'distBarrier', 'distReduceScatter', 'distAllReduceWithGrad', 'distGatherWithGrad',
+  'distReducerNew', 'distReducerFinish', 'distReducerEnable', 'distReducerInfo', 'distReducerFree',
 ] as const;
 
 /** Every export of the addon: core functions, the op table, and `opNames`. */
