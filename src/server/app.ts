@@ -278,6 +278,16 @@ export async function createStudio(o: StudioOptions): Promise<Studio> {
       return badSql(e);
     }
   });
+  app.get('/api/index/:table/ids', async (req) => {
+    const ix = await pool.open(table(req.params));
+    const where = whereOf(req.query);
+    try {
+      const rows = await ix.sql(where, { limit: 5_000_000 });
+      return { total: rows.length, ids: rows.map((r) => r.id) };
+    } catch (e) {
+      return badSql(e);
+    }
+  });
   app.get('/api/index/:table/similar/:id', async (req) => {
     const ix = await pool.open(table(req.params));
     const id = (req.params as { id: string }).id;

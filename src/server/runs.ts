@@ -3,12 +3,12 @@
  * `runs/<group>/<run>`) that holds a `config.json` or `metrics.jsonl`, with its method, data,
  * epochs done and planned, best kNN top-1, checkpoints, and a status: `running` (a studio job is
  * training it, or its metrics changed in the last two minutes and it is not done), `finished`
- * (all planned epochs recorded), `failed` (its studio job failed), else `stopped`.
+ * (all planned epochs recorded), `failed` or `cancelled` (its studio job), else `stopped`.
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 
-export type RunStatus = 'running' | 'finished' | 'failed' | 'stopped';
+export type RunStatus = 'running' | 'finished' | 'failed' | 'cancelled' | 'stopped';
 
 export interface RunSummary {
   /** Path relative to the runs root, with `/` separators: the run's id in URLs. */
@@ -84,7 +84,8 @@ export async function summarizeRun(root: string, dir: string, job?: JobView | nu
   try {
     entries = await fsp.readdir(dir, { withFileTypes: true });
   } catch {
-    return null;
+    if (!job) return null;
+    entries = []; // a job that has not written its folder yet
   }
   const hasMetrics = entries.some((e) => e.name === 'metrics.jsonl');
   if (!config && !hasMetrics && !job) return null;
@@ -103,7 +104,7 @@ export async function summarizeRun(root: string, dir: string, job?: JobView | nu
   const done = epochs !== null && metrics.length >= epochs;
   let status: RunStatus;
   if (job?.status === 'running') status = 'running';
-  else if (job?.status === 'failed' || job?.status === 'cancelled') status = done ? 'finished' : 'failed';
+  else if (job?.status === 'failed' || job?.status === 'cancelled') status = done ? 'finished' : job.status;
   else if (done) status = 'finished';
   else if (Date.now() - updated < 120_000 && !job) status = 'running';
   else status = job?.status === 'finished' ? 'finished' : 'stopped';
