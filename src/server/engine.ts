@@ -1,8 +1,8 @@
 /**
  * The studio's compute process: everything that embeds, loads a model or crunches vectors runs
  * here, in a child process (`fork`), never on the server's event loop. Requests arrive as IPC
- * messages `{ id, op, args }` and are answered `{ id, result }` or `{ id, error: { message, code } }`,
- * one at a time, in order.
+ * messages `{ id, op, args }` and are answered `{ id, result }` or `{ id, error: { message, code } }`
+ * (libtorch work is synchronous, so one computes at a time; LanceDB reads overlap).
  *
  * ops: `map` (2-D map of an index), `similarImage` (search by an uploaded image, decoded first by
  * the safe decoder), `text` (search by text with a CLIP index), `duplicates`, `failed` (image

@@ -1,6 +1,6 @@
 /**
- * The server's side of the compute process (`engine.ts`): forks it on first use, queues requests
- * (the engine answers them one at a time, in order), restarts it when it dies.
+ * The server's side of the compute process (`engine.ts`): forks it on first use, matches answers
+ * to requests by id, and starts a new one on the next request when it dies.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';

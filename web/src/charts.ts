@@ -15,7 +15,7 @@ export function lineChart(host: HTMLElement, names: string[], o: { xLabel?: stri
     legend: { show: names.length > 1 },
     cursor: { drag: { x: true, y: false }, points: { size: 6 } },
     scales: { x: { time: false }, y: o.log ? { distr: 3 } : {} },
-    axes: [axis(o.xLabel), { ...axis(), size: 56, values: o.fmt ? (_u, vals) => vals.map((v) => (v === null ? '' : o.fmt!(v))) : undefined }],
+    axes: [axis(o.xLabel), { ...axis(), size: 64, values: o.fmt ? (_u, vals) => vals.map((v) => (v === null ? '' : o.fmt!(v))) : undefined }],
     series: [{ label: o.xLabel ?? 'x' }, ...names.map((n, i) => ({ label: n, stroke: PALETTE[i % PALETTE.length], width: 2, points: { show: true, size: 4 }, spanGaps: true }))],
   };
   const u = new uPlot(opts, [[], ...names.map(() => [])] as unknown as uPlot.AlignedData, host);
