@@ -131,6 +131,14 @@ test('a short run finishes; compare two runs; export ONNX and download it', { sk
   assert.equal(onnx.status, 200);
   assert.ok((await onnx.arrayBuffer()).byteLength > 10_000);
   await shot('run-finished');
+  // a job that fails shows its error on the run page
+  const bad = await fetch(`${studio.url}api/jobs/train`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ run: 'broken', options: { ...TRAIN, data: path.join(root, 'no-such-folder'), epochs: '2' } }) });
+  assert.equal(bad.status, 200);
+  await go('/run/broken');
+  const err = await page.waitForSelector('.error', { timeout: 60_000 });
+  assert.match((await err.textContent())!, /no-such-folder/);
+  assert.ok(await page.isVisible('.pill.failed'));
+  await shot('run-failed');
   await go('/compare/ui-run,short');
   assert.equal(await page.locator('.uplot').count(), 4);
   await shot('compare');

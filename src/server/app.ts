@@ -84,7 +84,7 @@ export async function createStudio(o: StudioOptions): Promise<Studio> {
   const webRoot = o.webRoot ?? WEB_ROOT;
 
   const app = Fastify({
-    logger: o.logger ?? false, bodyLimit: 1024 * 1024, trustProxy: false,
+    logger: o.logger ?? false, bodyLimit: 1024 * 1024, trustProxy: false, forceCloseConnections: true,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allowUnionTypes: true } },
   });
   await app.register(multipart, { limits: { fileSize: uploadLimit, files: 1, fields: 16, fieldSize: 64 * 1024, parts: 20 } });
@@ -111,7 +111,7 @@ export async function createStudio(o: StudioOptions): Promise<Studio> {
 
   const jobViews = async (): Promise<Map<string, JobView>> => {
     const m = new Map<string, JobView>();
-    for (const j of (await jobs.list()).filter((x) => x.kind === 'train').reverse()) m.set(j.run, { id: j.id, status: j.status, error: j.error });
+    for (const j of (await jobs.list()).filter((x) => x.kind === 'train').reverse()) m.set(j.run, { id: j.id, status: j.status, error: j.error, argv: j.argv });
     return m;
   };
 

@@ -75,6 +75,8 @@ export interface JobView {
   id: string;
   status: 'running' | 'finished' | 'failed' | 'cancelled';
   error: string | null;
+  /** The job's `dyad` arguments: method and data before the run writes its config. */
+  argv?: string[];
 }
 
 /** The summary of one run folder (`dir` absolute), or null when it is not a run. */
@@ -99,7 +101,11 @@ export async function summarizeRun(root: string, dir: string, job?: JobView | nu
     updated = Math.max(updated, st.mtimeMs);
     if (e.name.endsWith('.safetensors') || e.name.endsWith('.onnx')) checkpoints.push({ name: e.name, size: st.size, mtime: st.mtimeMs });
   }
-  const epochs = num(config?.epochs);
+  const arg = (flag: string): string | null => {
+    const i = job?.argv?.indexOf(flag) ?? -1;
+    return i >= 0 ? (job!.argv![i + 1] ?? null) : null;
+  };
+  const epochs = num(config?.epochs) ?? (arg('--epochs') !== null ? Number(arg('--epochs')) : null);
   const knns = metrics.map((m) => num(m.knn_top1)).filter((x): x is number => x !== null);
   const done = epochs !== null && metrics.length >= epochs;
   let status: RunStatus;
@@ -110,9 +116,9 @@ export async function summarizeRun(root: string, dir: string, job?: JobView | nu
   else status = job?.status === 'finished' ? 'finished' : 'stopped';
   return {
     name: path.relative(root, dir).split(path.sep).join('/'),
-    method: str(config?.method) ?? (config?.clip ? 'clip' : null),
-    data: str(config?.data),
-    backbone: str(config?.backbone),
+    method: str(config?.method) ?? (config?.clip ? 'clip' : null) ?? arg('--method') ?? (job?.argv?.[0] === 'train' ? 'simclr' : null),
+    data: str(config?.data) ?? arg('--data'),
+    backbone: str(config?.backbone) ?? arg('--backbone'),
     epochs,
     epochsDone: metrics.length,
     lastLoss: num(metrics.at(-1)?.loss),

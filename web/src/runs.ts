@@ -5,6 +5,7 @@ import { lineChart } from './charts';
 interface Run { name: string; method: string | null; data: string | null; backbone: string | null; epochs: number | null; epochsDone: number; lastLoss: number | null; bestKnn: number | null; status: string; updated: number; checkpoints: { name: string; size: number }[]; job: string | null; error: string | null }
 interface Row { epoch: number; loss: number; lr: number; img_per_s: number; knn_top1?: number }
 
+const describe = (r: Run) => [r.method, r.data, r.backbone].filter(Boolean).join(' · ') || (r.job ? `job ${r.job}` : '');
 const pill = (s: string) => el('span', { class: `pill ${s}` }, s);
 
 export async function runsPage(app: HTMLElement): Promise<void> {
@@ -48,7 +49,7 @@ export async function runPage(app: HTMLElement, name: string): Promise<void> {
     (cancel as HTMLButtonElement).disabled = true;
     try { await api(`/api/jobs/${summary.job}/cancel`, { method: 'POST' }); toast('job cancelled'); } catch (e) { toast((e as Error).message, true); }
   } }, 'Cancel job');
-  app.append(el('div', { class: 'row' }, el('div', {}, el('h1', {}, name), el('p', { class: 'sub' }, `${summary.method ?? '?'} · ${summary.data ?? '?'} · ${summary.backbone ?? ''}`)), el('div', { class: 'spacer' }), status, cancel));
+  app.append(el('div', { class: 'row' }, el('div', {}, el('h1', {}, name), el('p', { class: 'sub' }, describe(summary))), el('div', { class: 'spacer' }), status, cancel));
   app.append(el('div', { class: 'card', style: { marginBottom: '16px' } }, el('div', { class: 'row', style: { marginBottom: '8px' } }, el('span', { id: 'epochs' }, ''), el('div', { class: 'spacer' }), progressText), bar, errorBox));
 
   const grid = el('div', { class: 'grid2' });
