@@ -80,6 +80,7 @@ export async function explorePage(app: HTMLElement, wanted?: string): Promise<vo
   where.addEventListener('keydown', (e) => e.key === 'Enter' && applyFilter());
 
   let map: MapData | null = null;
+  let mapMethod = 'pca';
   let plot: ReturnType<typeof createScatterplot> | null = null;
   const applyFilter = async () => {
     const w = where.value.trim();
@@ -98,6 +99,8 @@ export async function explorePage(app: HTMLElement, wanted?: string): Promise<vo
 
   const showMap = async () => {
     const colorBy = el('select', { id: 'color-by' }, el('option', { value: 'label' }, 'colour by label'), el('option', { value: 'split' }, 'colour by split')) as HTMLSelectElement;
+    const methodPick = el('select', { id: 'map-method', onchange: () => { mapMethod = methodPick.value; while (cleanup.length) cleanup.pop()!(); showMap().catch((x) => body.replaceChildren(el('div', { class: 'error' }, (x as Error).message))); } },
+      ...['pca', 'umap'].map((v) => el('option', { value: v, selected: v === mapMethod }, v.toUpperCase()))) as HTMLSelectElement;
     const wrap = el('div', { class: 'mapwrap', id: 'map' });
     const canvas = el('canvas');
     const tip = el('div', { class: 'tip' });
@@ -105,8 +108,8 @@ export async function explorePage(app: HTMLElement, wanted?: string): Promise<vo
     const loading = el('div', { class: 'empty', style: { position: 'absolute', inset: '40% 30% auto', border: '0' } }, 'computing the map…');
     wrap.append(canvas, tip, legend, loading);
     const mapInfo = el('span', { class: 'muted' });
-    body.replaceChildren(el('div', { class: 'explore' }, el('div', {}, el('div', { class: 'row', style: { marginBottom: '8px' } }, colorBy, mapInfo), wrap), side));
-    map = await api<MapData>(`/api/index/${t}/map?method=pca`);
+    body.replaceChildren(el('div', { class: 'explore' }, el('div', {}, el('div', { class: 'row', style: { marginBottom: '8px' } }, methodPick, colorBy, mapInfo), wrap), side));
+    map = await api<MapData>(`/api/index/${t}/map?method=${mapMethod}`);
     loading.remove();
     const m = map;
     mapInfo.textContent = `${m.method.toUpperCase()} of ${m.ids.length} embeddings · scroll to zoom · drag to pan · click a point`;
