@@ -159,3 +159,25 @@ test('a non-loopback host needs the token on every /api call; loopback refuses f
   assert.equal((await raw(port(l), 'GET', '/api/runs')).status, 200);
   assert.equal((await raw(port(l), 'GET', '/api/runs', { headers: { host: 'evil.example:80' } })).status, 403);
 });
+
+test('thumbnails: WebP made by sharp, cached on disk (a second request reads the cache), a broken file is refused', async () => {
+  const { Thumbnails } = await import('../src/server/thumbs.js');
+  const sharp = (await import('sharp')).default;
+  const dir = path.join(root, 'thumbs');
+  const img = path.join(root, 'pic.png');
+  await sharp({ create: { width: 300, height: 200, channels: 3, background: { r: 200, g: 40, b: 90 } } }).png().toFile(img);
+  const t = new Thumbnails(dir);
+  const a = await t.get(img, 128);
+  assert.equal(a.subarray(0, 4).toString(), 'RIFF');
+  assert.equal(a.subarray(8, 12).toString(), 'WEBP');
+  const meta = await sharp(a).metadata();
+  assert.deepEqual([meta.width, meta.height], [128, 85]);
+  const { readdirSync, writeFileSync: wf } = await import('node:fs');
+  const cached = readdirSync(dir).filter((f) => f.endsWith('.webp'));
+  assert.equal(cached.length, 1);
+  wf(path.join(dir, cached[0]!), Buffer.from('from-cache'));
+  assert.equal((await t.get(img, 128)).toString(), 'from-cache', 'the second request is served from the cache');
+  const broken = path.join(root, 'broken.png');
+  writeFileSync(broken, Buffer.from('\x89PNG\r\n\x1a\nnot really'));
+  await assert.rejects(t.get(broken, 128));
+});
