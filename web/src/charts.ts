@@ -10,8 +10,10 @@ const axis = (label?: string): uPlot.Axis => ({
 /** A chart of one or more series over a shared x; returns a setter for new data. */
 export function lineChart(host: HTMLElement, names: string[], o: { xLabel?: string; log?: boolean; fmt?: (v: number) => string } = {}): (data: (number | null)[][]) => void {
   const width = () => Math.max(200, host.clientWidth);
+  const legend = names.length > 1 ? 34 : 0; // the legend row sits inside the host's height
+  const height = () => Math.max(120, (host.clientHeight || 220) - legend);
   const opts: uPlot.Options = {
-    width: width(), height: host.clientHeight || 220,
+    width: width(), height: height(),
     legend: { show: names.length > 1 },
     cursor: { drag: { x: true, y: false }, points: { size: 6 } },
     scales: { x: { time: false }, y: o.log ? { distr: 3 } : {} },
@@ -19,7 +21,7 @@ export function lineChart(host: HTMLElement, names: string[], o: { xLabel?: stri
     series: [{ label: o.xLabel ?? 'x' }, ...names.map((n, i) => ({ label: n, stroke: PALETTE[i % PALETTE.length], width: 2, points: { show: true, size: 4 }, spanGaps: true }))],
   };
   const u = new uPlot(opts, [[], ...names.map(() => [])] as unknown as uPlot.AlignedData, host);
-  const ro = new ResizeObserver(() => u.setSize({ width: width(), height: host.clientHeight || 220 }));
+  const ro = new ResizeObserver(() => u.setSize({ width: width(), height: height() }));
   ro.observe(host);
   cleanup.push(() => { ro.disconnect(); u.destroy(); });
   return (data) => u.setData(data as unknown as uPlot.AlignedData);
