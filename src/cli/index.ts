@@ -11,6 +11,7 @@ import { registerConvertCommand } from './convert.js';
 import { registerExportCommand } from './export.js';
 import { registerHubCommands } from './hub.js';
 import { registerNativeCommands } from './native.js';
+import { registerServeCommand } from './serve.js';
 
 export function program(): Command {
   const p = new Command('dyad')
@@ -25,6 +26,7 @@ export function program(): Command {
   registerExportCommand(p);
   registerHubCommands(p);
   registerNativeCommands(p);
+  registerServeCommand(p);
   return p;
 }
 
