@@ -168,7 +168,7 @@ export async function fit<B, R extends EpochRow>(spec: FitSpec<B, R>): Promise<F
     for await (const input of spec.batches(epoch)) {
       if (input.size < minBatch) continue;
       const ctx: StepContext = { step: epoch * stepsPerEpoch + s, totalSteps, epoch };
-      const loss = torch.scope(() => optimizerStep(method.trainingStep(input.batch(ctx), ctx) as Tensor, optimizer));
+      const loss = torch.scope(() => optimizerStep(method.trainingStep(input.batch(ctx), ctx) as Tensor, optimizer, () => method.beforeOptimizerStep(ctx)));
       if (!Number.isFinite(loss)) {
         throw new TrainingDivergedError(`the loss became ${loss} at epoch ${epoch + 1}, step ${s + 1}: training stopped. ` +
           (run ? `The last good checkpoint is kept in ${existsSync(lastPath!) ? lastPath : '(none yet)'}. ` : '') + (spec.divergenceHint ?? 'Lower the lr.'));
