@@ -14,10 +14,12 @@
  * training images of classes 0–4 only; recall@1 and mAP@R (`engine/retrieval.ts`) of the test images
  * of classes 5–9 querying each other, on backbone features, against raw pixels.
  *
- * Flags: --methods a,b,... (default all)  --sections table,retrieval  --epochs 10  --max-steps 0
- *        (cap steps per epoch: quick looks)  --batch 256  --width 16  --stem cifar-stride2  --threads 2
- *        --probe true  --samples-per-class (triplet K; default batch/8, batch/4 for retrieval)
- *        --seed 0  --out runs/bench-methods  --verbose
+ * Flags: --methods a,b,... (default all)  --sections table,retrieval (`--unseen`: retrieval only)
+ *        --epochs 10  --max-steps 0 (cap steps per epoch: quick looks)  --limit 0 (quick looks: at most
+ *        this many images in the kNN bank, its queries, the probe's labelled set and test set, and the
+ *        retrieval queries; 0 = all, the table's setting)  --batch 256  --width 16  --stem cifar-stride2
+ *        --threads 2  --probe true  --samples-per-class (triplet K; default batch/8, batch/4 for
+ *        retrieval)  --seed 0  --out runs/bench-methods  --verbose
  * Prints one JSON line per row, then a summary line with the table.
  */
 import path from 'node:path';
@@ -37,6 +39,8 @@ import { emit, machine, num } from './common.js';
 import { isDyadError } from '../src/errors.js';
 
 const mb = (b: number): number => Math.round(b / 2 ** 20);
+/** At most `max` evenly spaced items of `xs` (all of them when `max` is 0). */
+const spaced = <T>(xs: T[], max: number): T[] => (max <= 0 || xs.length <= max ? xs : Array.from({ length: max }, (_, i) => xs[Math.floor((i * xs.length) / max)]!));
 
 export async function main(args: Record<string, unknown>): Promise<void> {
   const epochs = num(args.epochs, 10);
@@ -47,15 +51,19 @@ export async function main(args: Record<string, unknown>): Promise<void> {
   const out = String(args.out ?? 'runs/bench-methods');
   const stem = String(args.stem ?? 'cifar-stride2') as TrainConfig['stem'];
   const arch = { backbone: 'resnet18' as const, width: num(args.width, 16), stem };
-  const sections = String(args.sections ?? 'table,retrieval').split(',');
+  const sections = args.unseen ? ['retrieval'] : String(args.sections ?? 'table,retrieval').split(',');
+  const limit = num(args.limit, 0);
   const methods = String(args.methods ?? [...SSL_METHODS, 'supervised'].join(',')).split(',');
   for (const m of methods) if (m !== 'supervised' && !SSL_METHODS.includes(m as SSLMethodName)) throw new Error(`--methods: unknown method '${m}'`);
   const probe = args.probe !== 'false';
-  const settings = { epochs, max_steps_per_epoch: maxSteps, batch, threads, ...arch, seed };
+  const settings = { epochs, max_steps_per_epoch: maxSteps, limit, batch, threads, ...arch, seed };
   torch.setNumThreads(threads);
 
-  const data = await loadTrainData({ data: 'fashion-mnist', imageSize: 28, channels: 1, seed, knnBankSize: 0 });
+  const data = await loadTrainData({ data: 'fashion-mnist', imageSize: 28, channels: 1, seed, knnBankSize: limit });
+  data.knn!.queryIndices = spaced(data.knn!.queryIndices, limit);
   const labelled = await loadLabelledData({ data: 'fashion-mnist', imageSize: 28, channels: 1, seed });
+  // the probe's labelled and test images (the supervised row trains on all of labelled's)
+  const probeData = limit > 0 ? { ...labelled, trainIndices: spaced(labelled.trainIndices, limit), testIndices: spaced(labelled.testIndices, limit) } : labelled;
   const common = { data: 'fashion-mnist', epochs, batch, threads, seed, maxStepsPerEpoch: maxSteps, ...arch };
   const norm = { mean: data.mean, std: data.std };
 
@@ -70,12 +78,12 @@ export async function main(args: Record<string, unknown>): Promise<void> {
     return { r, wall_s: (performance.now() - t0) / 1000, peak_rss_mb: mb(peak) };
   }
 
-  const table: Record<string, Record<string, number | null>> = {};
+  const table: Record<string, Record<string, number | string | null>> = {};
   if (sections.includes('table')) {
     for (const method of methods) {
       torch.emptyCache(); // hand back the previous method's cached blocks, so its RSS does not count here
       const K = num(args['samples-per-class'], batch / 8);
-      let row: Record<string, number | null>;
+      let row: Record<string, number | string | null>;
       if (method === 'supervised') {
         let peak = process.memoryUsage.rss();
         const t0 = performance.now();
@@ -97,6 +105,7 @@ export async function main(args: Record<string, unknown>): Promise<void> {
         } catch (e) {
           // a method whose loss diverges is a row of the table ("diverged"), not the end of the benchmark
           if (!isDyadError(e, 'TRAINING_DIVERGED')) throw e;
+          table[method] = { diverged: (e as Error).message };
           emit({ bench: 'methods', method, diverged: (e as Error).message, ...settings });
           continue;
         }
@@ -105,7 +114,7 @@ export async function main(args: Record<string, unknown>): Promise<void> {
         let linear: number | null = null;
         if (probe) {
           const net = loadNet(r.lastPath);
-          const p = await linearProbe(net.copyBackbone(), labelled, norm, { seed, silent: !args.verbose });
+          const p = await linearProbe(net.copyBackbone(), probeData, norm, { seed, silent: !args.verbose });
           linear = p.metrics.top1;
           p.model.dispose();
           net.dispose();
@@ -124,7 +133,7 @@ export async function main(args: Record<string, unknown>): Promise<void> {
     const tr = data.train as InMemoryDataset;
     const seen = [...Array(tr.length).keys()].filter((i) => tr.labels[i]! < 5);
     const test = data.knn!.queries;
-    const unseen = [...Array(test.length).keys()].filter((i) => test.labels[i]! >= 5);
+    const unseen = spaced([...Array(test.length).keys()].filter((i) => test.labels[i]! >= 5), limit);
     const unseenLabels = unseen.map((i) => test.labels[i]!);
     const seenData: TrainData = { ...data, train: torch.scope(() => new InMemoryDataset(tr.images.indexSelect(0, torch.tensor(BigInt64Array.from(seen, BigInt))).keep(), seen.map((i) => tr.labels[i]!), { names: tr.names })), knn: null };
     retrieval.pixels = torch.scope(() => ({ ...retrievalMetrics(embedIndices((x) => x.flatten(1), test, unseen, norm), unseenLabels) }));

@@ -200,7 +200,7 @@ export async function fit<B, R extends EpochRow>(spec: FitSpec<B, R>): Promise<F
       if (input.size < minBatch) continue;
       const ctx: StepContext = { step: epoch * stepsPerEpoch + s, totalSteps, epoch };
       const loss = dist?.syncGradients ? await distributedStep(method, input, ctx, optimizer, dist.syncGradients.bind(dist))
-        : torch.scope(() => optimizerStep(method.trainingStep(input.batch(ctx), ctx) as Tensor, optimizer));
+        : torch.scope(() => optimizerStep(method.trainingStep(input.batch(ctx), ctx) as Tensor, optimizer, () => method.beforeOptimizerStep(ctx)));
       if (!Number.isFinite(loss)) {
         throw new TrainingDivergedError(`the loss became ${loss} at epoch ${epoch + 1}, step ${s + 1}: training stopped. ` +
           (run ? `The last good checkpoint is kept in ${existsSync(lastPath!) ? lastPath : '(none yet)'}. ` : '') + (spec.divergenceHint ?? 'Lower the lr.'));
@@ -267,6 +267,7 @@ async function distributedStep<B>(method: Method<B>, input: StepInput<B>, ctx: S
   if (!Number.isFinite(loss)) return loss;
   await syncGradients();
   torch.scope(() => {
+    method.beforeOptimizerStep(ctx); // on the averaged gradients, as clipping after DDP's all-reduce in PyTorch
     optimizer.step();
     optimizer.zeroGrad();
   });

@@ -27,7 +27,7 @@ import { DataLoader, InMemoryDataset, PKBatchSampler } from '../data/index.js';
 import { createMethod, Triplet, type LabelledViews, type SelfSupervisedMethod } from '../methods/index.js';
 import { AdamW, LARS, SGD, paramGroupsForWeightDecay, type Optimizer } from '../optim/index.js';
 import { LinearWarmupCosine } from '../optim/lr_scheduler.js';
-import { SimCLRTransform, MoCoV2Transform, type MultiViewTransform } from '../transforms/index.js';
+import { SimCLRTransform, MoCoV2Transform, BYOLTransform, type MultiViewTransform } from '../transforms/index.js';
 import { backboneSpec, resolveConfig, savedTrainConfig, type TrainConfig } from './config.js';
 import { disposeTrainData, loadTrainData, type TrainData } from './data.js';
 import { knnMonitor } from './evaluate.js';
@@ -93,6 +93,8 @@ export function buildTransform(c: TrainConfig, d: { mean: number[]; std: number[
   if (c.method === 'triplet') return new SimCLRTransform({ ...o, views: 1 });
   // the autoencoder reconstructs what it sees: crops and flips, no colour changes
   if (c.method === 'autoencoder') return new SimCLRTransform({ ...o, views: 1, cjProb: 0, randomGrayScale: 0 });
+  // BYOL's asymmetric views: blur p 1.0 / 0.1, solarization p 0 / 0.2 (the paper's, in place of --blur)
+  if (c.method === 'byol') return new BYOLTransform({ ...o, gaussianBlur: undefined });
   return c.method === 'moco' ? new MoCoV2Transform(o) : new SimCLRTransform(o);
 }
 

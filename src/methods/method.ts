@@ -1,7 +1,7 @@
 /**
  * What the engine's one training loop (`engine/loop.ts`) trains: a `Method<B>`, a module with
- * one training step from a batch of type `B` to a scalar loss, and a hook after each optimizer
- * step (EMA updates, temperature clipping). The loop knows nothing else about methods.
+ * one training step from a batch of type `B` to a scalar loss, a hook before each optimizer step
+ * (gradient clipping) and one after it (EMA updates, temperature clipping). The loop knows nothing else about methods.
  *
  * - `SelfSupervisedMethod` (SimCLR, MoCo, BYOL, ...): `B` is the list of augmented views of a batch
  *   of images, and the method holds a backbone whose features are the representation. Methods
@@ -32,6 +32,12 @@ export abstract class Method<B = Tensor[]> extends nn.Module {
 
   /** The loss (a scalar tensor) for one batch. */
   abstract trainingStep(batch: B, ctx: StepContext): Tensor;
+
+  /**
+   * Called between backward and the optimizer step, gradients in place (Lightning's
+   * `on_before_optimizer_step`): DINO clips them and cancels its head's last layer here.
+   */
+  beforeOptimizerStep(_ctx: StepContext): void {}
 
   /** Called after each optimizer step (momentum encoders update here). */
   afterStep(_ctx: StepContext): void {}

@@ -123,13 +123,21 @@ export class WeightNormLinear extends nn.Module {
  * DINO's head (Caron et al. 2021, §3.1 and Appendix): an MLP of `numLayers` (3) layers
  * in → 2048 → 2048 → 256 (GELU, BN optional: lightly uses it for ResNets), L2 normalisation, then a
  * weight-normalised Linear 256 → 65536 without bias.
+ *
+ * `freezeLastLayer` (lightly's `freeze_last_layer`; the paper trains with 1): for epochs below it,
+ * `cancelLastLayerGradients(epoch)`, called between backward and the optimizer step, drops the last
+ * layer's gradients so the optimizer leaves it as initialised (DINO §3.1: "freezing the last layer
+ * during the first epoch" stabilises training). Default 0: never frozen.
  */
 export class DINOProjectionHead extends nn.Module {
   layers: nn.Sequential;
   last_layer: WeightNormLinear;
   readonly outputDim: number;
-  constructor(o: Dims & { bottleneckDim?: number; batchNorm?: boolean; normLastLayer?: boolean; numLayers?: 2 | 3 } = {}) {
+  readonly freezeLastLayer: number;
+  constructor(o: Dims & { bottleneckDim?: number; batchNorm?: boolean; normLastLayer?: boolean; numLayers?: 2 | 3; freezeLastLayer?: number } = {}) {
     super();
+    this.freezeLastLayer = o.freezeLastLayer ?? 0;
+    if (!Number.isInteger(this.freezeLastLayer) || this.freezeLastLayer < 0) throw new RangeError(`DINOProjectionHead: freezeLastLayer must be a non-negative integer (epochs), got ${this.freezeLastLayer}`);
     const h = o.hiddenDim ?? 2048;
     const b = o.bottleneckDim ?? 256;
     this.outputDim = o.outputDim ?? 65536;
@@ -145,5 +153,11 @@ export class DINOProjectionHead extends nn.Module {
   }
   forward(x: Tensor): Tensor {
     return this.last_layer.forward(torch.functional.normalize(this.layers.forward(x)));
+  }
+
+  /** Drops the last layer's gradients (p.grad = null, so the optimizer skips it) while `epoch` < `freezeLastLayer`. */
+  cancelLastLayerGradients(epoch: number): void {
+    if (epoch >= this.freezeLastLayer) return;
+    for (const p of this.last_layer.parameters()) p.grad = null;
   }
 }

@@ -21,6 +21,7 @@ export {
   MultiViewTransform, SimCLRTransform, MoCoV2Transform, DINOTransform, EvalTransform, simclrView, simclrKernelSize,
   type MultiView, type SimCLRViewOptions, type SimCLRTransformOptions, type DINOTransformOptions,
 } from './views.js';
+export { BYOLTransform, type BYOLTransformOptions } from './byol.js';
 export {
   normalize, Normalize, channelStats, checkStats, IMAGENET_STATS, FMNIST_STATS, MNIST_STATS, type NormalizeStats,
 } from './normalize.js';
