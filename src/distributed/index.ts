@@ -29,3 +29,8 @@ export { gatherWithGrad } from './gather.js';
 export { DistributedDataParallel, type DistributedDataParallelOptions } from './ddp.js';
 export { SyncBatchNorm } from './sync_batchnorm.js';
 export * as cuda from './cuda.js';
+export { DistributedSampler, type DistributedSamplerOptions } from './sampler.js';
+export { readDistributedEnv, hasDistributedEnv, LaunchError, type DistributedEnv } from './env.js';
+export { launch, freePort, WorkerFailedError, type LaunchOptions, type WorkerExit } from './launcher.js';
+export { setupDistributedWorker, distributedFromEnv, type WorkerOptions } from './worker.js';
+export { SINGLE_PROCESS, type DistributedContext } from './context.js';
