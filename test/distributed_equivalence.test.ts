@@ -5,6 +5,9 @@
 // Then a 2-process run whose rank-1 worker is killed mid-run makes the launcher exit non-zero
 // naming rank 1, and resuming it (--resume) ends with the weights of the uninterrupted run.
 //
+// First, SupConLoss({ gatherDistributed }) on 2 ranks (labels gathered with the features, the
+// unlabelled rows kept their own class across ranks) equals the single-process loss and gradients.
+//
 // Both runs take the same views: every rank augments the global batch (gathered in the sampler's
 // order) from rank 0's generator state and keeps its rows (engine/trainer.ts, context.ts
 // `gatherBatch`). --no-channels-last: channels-last convolutions sum in another order
@@ -19,6 +22,10 @@ import { fileURLToPath } from 'node:url';
 import * as torch from '../src/torch/index.js';
 import { freePort } from '../src/distributed/launcher.js';
 import { isAvailable } from '../src/distributed/process_group.js';
+import { SupConLoss } from '../src/losses/supcon.js';
+import { ownClassWhereUnlabelled } from '../src/methods/supcon.js';
+import { ntxentInputs, supconLabels } from './fixtures/distributed_worker.js';
+import { maxDiff, runRanks } from './helpers/distributed.js';
 import { writeShapeFolder } from './helpers/images.js';
 import { mulberry32 } from './helpers/rng.js';
 import { tempDir } from './helpers/tmp.js';
@@ -50,6 +57,27 @@ function weightDiff(a: string, b: string): { diff: number; key: string; keys: nu
   }
   return worst;
 }
+
+test('SupCon with gatherDistributed on 2 ranks equals the single-process loss on the concatenated batch, value and gradients', { skip: !isAvailable() && 'no c10d/Gloo in this addon' }, async () => {
+  const results = await runRanks<{ loss: number; g0: number[]; g1: number[] }>('supcon', `tcp://127.0.0.1:${await freePort()}`);
+  for (const r of results) assert.equal(r.code, 0, `rank ${r.rank}: ${r.stderr}`);
+  const [a0, a1] = ntxentInputs();
+  const z0 = a0.clone().requiresGrad_();
+  const z1 = a1.clone().requiresGrad_();
+  const loss = new SupConLoss({ temperature: 0.3 }).forward(z0, z1, ownClassWhereUnlabelled(supconLabels()));
+  loss.backward();
+  const w = results.length;
+  const mean = results.reduce((s, r) => s + r.out!.loss, 0) / w;
+  assert.ok(Math.abs(mean - (loss.item() as number)) < 1e-5, `mean of rank losses ${mean} vs single-process ${loss.item()}`);
+  const per = a0.size(0) / w;
+  for (const r of results) {
+    // each rank's gradient of its rows is W × the single-process one (DDP divides by W)
+    const g0 = Array.from(z0.grad!.narrow(0, r.rank * per, per).mul(w).contiguous().toFloat64Array());
+    const g1 = Array.from(z1.grad!.narrow(0, r.rank * per, per).mul(w).contiguous().toFloat64Array());
+    assert.ok(maxDiff(r.out!.g0, g0) < 1e-5, `rank ${r.rank} grad of view 0 differs by ${maxDiff(r.out!.g0, g0)}`);
+    assert.ok(maxDiff(r.out!.g1, g1) < 1e-5, `rank ${r.rank} grad of view 1 differs by ${maxDiff(r.out!.g1, g1)}`);
+  }
+});
 
 const single = path.join(root, 'one');
 const two = path.join(root, 'two');
