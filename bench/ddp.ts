@@ -8,11 +8,19 @@
  *   1024): every rank runs local steps without communication, then DDP with the bucketed
  *   all-reduce after backward, then overlapped with backward (autograd hooks); the overhead is the
  *   difference, and `hook_launches` says how many buckets started during backward.
+ * - training throughput of `dyad train` SimCLR on Fashion-MNIST (ResNet-18 width 16, 28 px, the
+ *   CLI's defaults), global batch `--train-batch` (64) for `--train-steps` (30) steps: 1 process ×
+ *   2 threads against `--nproc-per-node 2` × 1 thread with half the batch each (gathered
+ *   negatives, SyncBatchNorm, DDP; each rank augments the global batch, see engine/trainer.ts):
+ *   one JSON line with both img/s (steps × global batch / the epoch's time) and their ratio.
+ *   `--train-steps 0` skips it.
  * Prints one JSON line per measurement (rank 0's timings; the ranks run in lockstep).
- * The throughput of 1 process × 2 threads against 2 processes × 1 thread is another bench's job.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { emit, machine, num } from './common.js';
 
@@ -42,6 +50,32 @@ export async function main(args: Args): Promise<void> {
     child.on('close', (code) => resolve(code ?? 1));
   })));
   if (codes.some((c) => c !== 0)) throw new Error(`ddp bench: a rank failed (exit codes ${codes.join(', ')})`);
+  if (num(args['train-steps'], 30) > 0) emit(trainThroughput(args));
+}
+
+/** `dyad train` SimCLR on Fashion-MNIST: 1 process × 2 threads against 2 processes × 1 thread, same global batch. */
+function trainThroughput(args: Args): Record<string, unknown> {
+  const steps = num(args['train-steps'], 30);
+  const batch = num(args['train-batch'], 64);
+  const bin = fileURLToPath(new URL('../../bin/dyad.js', import.meta.url));
+  const root = mkdtempSync(path.join(os.tmpdir(), 'dyad-bench-ddp-'));
+  const common = ['train', '--data', 'fashion-mnist', '--method', 'simclr', '--epochs', '1', '--max-steps-per-epoch', String(steps), '--knn-every', '0', '--seed', '0'];
+  const run = (name: string, extra: string[]): Record<string, number> => {
+    const out = path.join(root, name);
+    const t0 = performance.now();
+    const r = spawnSync(process.execPath, [bin, ...common, '--out', out, ...extra], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`ddp bench: dyad train ${extra.join(' ')} failed: ${r.stderr}`);
+    const row = JSON.parse(readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').pop()!) as { loss: number; time_s: number };
+    return { img_per_s: +((steps * batch) / row.time_s).toFixed(1), train_s: +row.time_s.toFixed(2), wall_s: +((performance.now() - t0) / 1000).toFixed(1), loss: +row.loss.toFixed(4) };
+  };
+  try {
+    const one = run('1x2', ['--threads', '2', '--batch', String(batch)]);
+    const two = run('2x1', ['--threads', '1', '--batch', String(batch / 2), '--nproc-per-node', '2']);
+    return { bench: 'ddp-train', method: 'simclr', data: 'fashion-mnist', global_batch: batch, steps, one_process_2_threads: one, two_processes_1_thread: two,
+      ratio_2proc_over_1proc: +(two.img_per_s! / one.img_per_s!).toFixed(3), note: 'shared 2-core machine; train_s excludes data loading and process start' };
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 }
 
 async function worker(args: Args): Promise<void> {

@@ -11,6 +11,7 @@
  * and prints; the others wait at a barrier while rank 0 runs the kNN monitor.
  */
 import type * as nn from '../nn/index.js';
+import type { Tensor } from '../torch/index.js';
 
 export interface DistributedContext {
   rank: number;
@@ -29,6 +30,17 @@ export interface DistributedContext {
   syncGradients?(): Promise<void>;
   /** Every rank waits here (after rank 0's end-of-epoch evaluation and checkpoint). */
   barrier?(): Promise<void>;
+  /**
+   * Every rank's batch of this step `x` [B, ...] → [W·B, ...] in the global order of the
+   * `DistributedSampler` (rank r's k-th row at k·W + r, the order one process with batch W·B
+   * reads). With `syncRng` at each epoch start, every rank then augments the global batch with
+   * the same generator state and keeps its own rows, so the views equal one process's: W
+   * processes × batch B train as 1 × W·B (the equivalence of issue 23), for the price of
+   * augmenting W·B images per rank.
+   */
+  gatherBatch?(x: Tensor): Promise<Tensor>;
+  /** Copies rank 0's libtorch generator state to every rank (at each epoch start). */
+  syncRng?(): Promise<void>;
   /** The mean of `x` over the ranks (the logged epoch loss). */
   allReduceMean?(x: number): Promise<number>;
   /** Leaves the process group (called once at the end by whoever set the context up). */

@@ -17,6 +17,11 @@
  *   ...
  *   dist.destroyProcessGroup();
  *
+ * Around it (what `dyad train --nproc-per-node N` uses): `launch` starts and supervises the
+ * workers as torchrun, `readDistributedEnv` reads RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT,
+ * `DistributedSampler` shards each epoch, and `setupDistributedWorker` joins the group and
+ * returns the `DistributedContext` the engine's loop calls (SyncBatchNorm, DDP, barrier).
+ *
  * Needs an addon built with c10d and Gloo's headers (Debian: libtorch-dev and libgloo-dev);
  * `dist.isAvailable()` says. NCCL needs a CUDA build and is not built here.
  */
@@ -29,3 +34,8 @@ export { gatherWithGrad } from './gather.js';
 export { DistributedDataParallel, type DistributedDataParallelOptions } from './ddp.js';
 export { SyncBatchNorm } from './sync_batchnorm.js';
 export * as cuda from './cuda.js';
+export { DistributedSampler, type DistributedSamplerOptions } from './sampler.js';
+export { readDistributedEnv, hasDistributedEnv, LaunchError, type DistributedEnv } from './env.js';
+export { launch, freePort, WorkerFailedError, type LaunchOptions, type WorkerExit } from './launcher.js';
+export { setupDistributedWorker, distributedFromEnv, type WorkerOptions } from './worker.js';
+export { SINGLE_PROCESS, type DistributedContext } from './context.js';

@@ -1,52 +1,18 @@
 /**
  * A `dyad train` worker of a distributed job: reads the torchrun environment (`env.ts`), joins
- * the process group and returns the `DistributedContext` the engine's loop calls
- * (`context.ts`): SyncBatchNorm conversion, DDP's broadcast from rank 0 and gradient
- * all-reduce, a barrier, the mean of the logged loss.
- *
- * LEAD (merge with h23a): the process group, DDP and SyncBatchNorm live in h23a's files
- * (`process_group.ts`, `ddp.ts`, `sync_batchnorm.ts`). This file reaches them through
- * `loadProcessGroupApi` below, written against the API names of issue 23; once both branches
- * are in main, replace its dynamic imports with static ones and check the `ProcessGroupApi`
- * shape against the real exports (the one place to connect).
+ * the process group (`process_group.ts`, c10d over Gloo) and returns the `DistributedContext` the
+ * engine's loop calls (`context.ts`): SyncBatchNorm conversion (`sync_batchnorm.ts`), DDP's
+ * broadcast from rank 0 and bucketed gradient all-reduce (`ddp.ts`), a barrier, the mean of the
+ * logged loss.
  */
 import type * as nn from '../nn/index.js';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import type { DistributedContext } from './context.js';
+import { DistributedDataParallel } from './ddp.js';
 import { LaunchError, readDistributedEnv, type DistributedEnv } from './env.js';
-
-/** What this file needs of h23a's modules (issue 23's API). */
-export interface ProcessGroupApi {
-  initProcessGroup(o: { backend: 'gloo' | 'nccl'; initMethod: string; rank: number; worldSize: number; timeoutMs?: number }): unknown;
-  allReduce(t: Tensor, op?: 'sum' | 'avg'): Promise<unknown>;
-  barrier(): Promise<unknown>;
-  destroyProcessGroup(): unknown;
-  /** `create` broadcasts rank 0's parameters and buffers, then sets up the gradient buckets. */
-  DistributedDataParallel: { create(module: nn.Module): Promise<{ syncGradients(): Promise<unknown> }> };
-  SyncBatchNorm?: { convert(module: nn.Module): unknown };
-}
-
-// LEAD: connect here. Module names kept in variables so this branch builds without h23a's files.
-const MODULES = ['./process_group.js', './ddp.js', './sync_batchnorm.js'];
-
-/** h23a's process-group API, or a LaunchError saying this build has none. */
-export async function loadProcessGroupApi(): Promise<ProcessGroupApi> {
-  const api: Record<string, unknown> = {};
-  for (const m of MODULES) {
-    try {
-      Object.assign(api, await import(m));
-    } catch (e) {
-      throw new LaunchError(`this build of dyad has no process groups (src/distributed/${m.slice(2, -3)}.ts did not load: ${(e as Error).message}); ` +
-        'train in one process (without WORLD_SIZE / --nproc-per-node), or use a build with torch.distributed', { cause: e });
-    }
-  }
-  const ddp = api.DistributedDataParallel as { create?: unknown } | undefined;
-  for (const name of ['initProcessGroup', 'allReduce', 'barrier', 'destroyProcessGroup']) {
-    if (typeof api[name] !== 'function' || typeof ddp?.create !== 'function') throw new LaunchError(`src/distributed: ${typeof api[name] !== 'function' ? name : 'DistributedDataParallel.create'} is missing from the process-group API; the build is incomplete`);
-  }
-  return api as unknown as ProcessGroupApi;
-}
+import { allGather, allReduce, barrier, broadcast, destroyProcessGroup, initProcessGroup, isInitialized } from './process_group.js';
+import { SyncBatchNorm } from './sync_batchnorm.js';
 
 export interface WorkerOptions {
   /** Default 'gloo' (CPU); 'nccl' for CUDA tensors. */
@@ -55,42 +21,64 @@ export interface WorkerOptions {
   timeoutMs?: number;
   /** Convert batch norms to SyncBatchNorm (default true: batch statistics over the global batch). */
   syncBatchNorm?: boolean;
+  /** DDP's gradient bucket size in MiB (default 25, PyTorch's bucket_cap_mb). */
+  bucketCapMB?: number;
 }
 
 /** Joins the process group of `env` and returns the context the trainer passes to `fit`. */
-export async function setupDistributedWorker(env: DistributedEnv, o: WorkerOptions = {}, api?: ProcessGroupApi): Promise<DistributedContext> {
-  const pg = api ?? (await loadProcessGroupApi());
-  await pg.initProcessGroup({ backend: o.backend ?? 'gloo', initMethod: env.initMethod, rank: env.rank, worldSize: env.worldSize, ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}) });
-  let ddp: { syncGradients(): Promise<unknown> } | null = null;
+export async function setupDistributedWorker(env: DistributedEnv, o: WorkerOptions = {}): Promise<DistributedContext> {
+  await initProcessGroup({ backend: o.backend ?? 'gloo', initMethod: env.initMethod, rank: env.rank, worldSize: env.worldSize, ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}) });
+  let ddp: DistributedDataParallel | null = null;
   return {
     rank: env.rank,
     worldSize: env.worldSize,
     localRank: env.localRank,
     isMain: env.rank === 0,
-    prepare(module) {
-      if (o.syncBatchNorm !== false) pg.SyncBatchNorm?.convert(module);
+    prepare(module: nn.Module) {
+      if (o.syncBatchNorm !== false) SyncBatchNorm.convert(module);
     },
-    async setup(module) {
-      ddp = await pg.DistributedDataParallel.create(module); // broadcasts rank 0's parameters and buffers
+    async setup(module: nn.Module) {
+      // broadcasts rank 0's parameters and buffers; the reducer's hooks average the gradients
+      ddp = await DistributedDataParallel.create(module, o.bucketCapMB !== undefined ? { bucketCapMB: o.bucketCapMB } : {});
     },
     async syncGradients() {
       if (!ddp) throw new LaunchError('syncGradients before setup: fit calls setup(method) before the first step');
       await ddp.syncGradients();
     },
     barrier: async () => {
-      await pg.barrier();
+      await barrier();
     },
-    async allReduceMean(x) {
+    async gatherBatch(x: Tensor) {
+      const parts = await allGather(x.contiguous());
+      try {
+        // [W, B, ...] → [B, W, ...] → [B·W, ...]: rank r's k-th row at k·W + r
+        return torch.scope(() => torch.stack(parts, 1).reshape([-1, ...x.shape.slice(1)]).keep());
+      } finally {
+        for (const p of parts) p.dispose();
+      }
+    },
+    async syncRng() {
+      const s = torch.getRngState().keep();
+      try {
+        await broadcast(s, 0);
+        torch.setRngState(s);
+      } finally {
+        s.dispose();
+      }
+    },
+    async allReduceMean(x: number) {
       const t = torch.tensor(new Float64Array([x])).keep();
       try {
-        await pg.allReduce(t, 'sum');
+        await allReduce(t, 'sum');
         return (t.item() as number) / env.worldSize;
       } finally {
         t.dispose();
       }
     },
     close: async () => {
-      await pg.destroyProcessGroup();
+      ddp?.close();
+      ddp = null;
+      if (isInitialized()) destroyProcessGroup();
     },
   };
 }

@@ -15,8 +15,9 @@
  * same weights as an uninterrupted one.
  * Distributed (`hooks.distributed`, see `loop.ts`): `batch` is per process, the lr scales with
  * the global batch (batch × worldSize), each rank draws its `DistributedSampler` shard of the
- * same (seed, epoch) order, and reseeds libtorch's generator from (seed, epoch, rank) at each
- * epoch, so ranks augment differently and a resume at an epoch boundary replays them exactly.
+ * same (seed, epoch) order, and every rank augments the global batch of the step (gathered in
+ * the sampler's order) from rank 0's generator state and keeps its own rows, so that W processes ×
+ * batch B take exactly the views, and end with the weights, of one process × batch W·B.
  * The kNN monitor's bank is every training image by default (`knnBankSize` 0), so the monitor
  * that picks `best.safetensors` reports what `dyad knn` reports on the same checkpoint.
  */
@@ -77,7 +78,7 @@ export function buildMethod(c: TrainConfig): SelfSupervisedMethod {
   return createMethod({
     method: c.method, temperature: c.temperature, memoryBankSize: c.memoryBankSize, emaMomentum: c.emaMomentum, concatViews: c.concatViews, headLayers: c.headLayers, loss: c.loss,
     localViews: c.localViews, teacherTemperature: c.teacherTemperature, warmupTeacherEpochs: c.warmupTeacherEpochs, margin: c.margin, mining: c.mining,
-    backbone: backboneSpec(c),
+    backbone: backboneSpec(c), gatherDistributed: true, // gathers only while a process group of > 1 rank runs
   });
 }
 
@@ -165,13 +166,15 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
   const loader = new DataLoader(data.train, { batchSize: config.batch, shuffle: !sampler, sampler, seed: config.seed, dropLast: true,
     imageSize: data.imageSize, channels: data.channels, fit: 'cover' });
   const useKnn = data.knn !== null && config.knnEvery > 0;
-  const views = (images: Tensor): Tensor[] => {
-    const v = transform.forward(images);
+  // distributed: `images` is the global batch (gatherBatch) and `rows` this rank's rows of it
+  const views = (images: Tensor, rows?: Tensor): Tensor[] => {
+    let v = transform.forward(images);
+    if (rows) v = v.map((x) => x.indexSelect(0, rows));
     return config.channelsLast ? v.map((x) => x.contiguous('channelsLast')) : v;
   };
   try {
     // SupCon and Triplet take the views with the images' labels (LabelledViews); the others the views
-    const build = (images: Tensor, labels: Tensor): Tensor[] | LabelledViews => (method.usesLabels ? { views: views(images), labels } : views(images));
+    const build = (images: Tensor, labels: Tensor, rows?: Tensor): Tensor[] | LabelledViews => (method.usesLabels ? { views: views(images, rows), labels } : views(images, rows));
     const r = await fit<Tensor[] | LabelledViews, EpochMetrics>({
       method, optimizer, scheduler, epochs: config.epochs, stepsPerEpoch, totalSteps,
       // a streamed batch whose files were nearly all skipped as unreadable can be smaller: batch norm needs 2
@@ -184,8 +187,22 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
           return;
         }
         loader.setEpoch(epoch);
-        if (dist) torch.manualSeed(config.seed * 1_000_003 + epoch * 1009 + dist.rank);
-        for await (const { images, labels } of loader) yield { size: images.size(0), batch: () => build(images, labels) };
+        // every rank augments the global batch from rank 0's generator state and keeps its rows, so
+        // W processes × batch B take the views, the steps and the weights of 1 × W·B (see context.ts)
+        if (dist?.syncRng) await dist.syncRng();
+        for await (const { images, labels } of loader) {
+          if (!dist?.gatherBatch) {
+            yield { size: images.size(0), batch: () => build(images, labels) };
+            continue;
+          }
+          const global = await dist.gatherBatch(images);
+          try {
+            const n = images.size(0);
+            yield { size: n, batch: () => build(global, labels, torch.arange(dist.rank, n * dist.worldSize, dist.worldSize)) };
+          } finally {
+            global.dispose();
+          }
+        }
       },
       evaluate: (epoch, last) => {
         const extra: Partial<EpochMetrics> = method instanceof Triplet ? { active_fraction: method.activeFraction } : {};

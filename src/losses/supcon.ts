@@ -11,27 +11,39 @@
  * Without labels each image is its own class, P(i) is the other view only, and the loss is
  * NT-Xent (`NTXentLoss`) exactly. τ = 0.1 (the paper's). The reference code's extra factor
  * τ / 0.07 is left out (it is 1 at the paper's τ = 0.07 and only rescales the loss).
+ *
+ * `gatherDistributed` (as `NTXentLoss`'s): with a process group of W > 1 ranks, this rank's 2B rows
+ * are contrasted with every rank's 2WB rows (`gatherWithGrad`), the labels gathered alongside, so
+ * positives and negatives come from the global batch; the mean over this rank's rows, averaged by
+ * DDP over the ranks, is the single-process loss on the concatenated batch. Unlabelled rows (their
+ * own class, a negative label) are made unique across ranks before the gather.
  */
 import * as nn from '../nn/index.js';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import { checkViewPair, viewPairLogits } from './ntxent.js';
+import { gatherWithGrad } from '../distributed/gather.js';
+import { getRank, getWorldSize, isInitialized } from '../distributed/process_group.js';
 
 const F = torch.functional;
 
 export interface SupConLossOptions {
   /** τ. Default 0.1. */
   temperature?: number;
+  /** Positives and negatives from every rank of the process group. Default false. */
+  gatherDistributed?: boolean;
 }
 
 export class SupConLoss extends nn.Module {
   readonly temperature: number;
+  readonly gatherDistributed: boolean;
 
   constructor(opts: SupConLossOptions = {}) {
     super();
     const t = opts.temperature ?? 0.1;
     if (!(t > 0) || !Number.isFinite(t)) throw new RangeError(`SupConLoss: temperature must be a positive number, got ${t}`);
     this.temperature = t;
+    this.gatherDistributed = opts.gatherDistributed ?? false;
   }
 
   forward(out0: Tensor, out1: Tensor, labels: Tensor | null = null): Tensor {
@@ -40,6 +52,9 @@ export class SupConLoss extends nn.Module {
       throw new RangeError(`SupConLoss.forward: labels must be [${b}] (one class per row of out0), got [${labels.shape}]`);
     }
     return torch.scope(() => {
+      if (this.gatherDistributed && isInitialized() && getWorldSize() > 1) {
+        return gatheredSupCon(F.normalize(out0), F.normalize(out1), labels === null ? torch.arange(b!).add(1).neg() : labels.long(), this.temperature);
+      }
       const { logits } = viewPairLogits(F.normalize(out0), F.normalize(out1), this.temperature);
       const n = 2 * b!;
       const self = torch.eye(n, n, { dtype: 'bool' });
@@ -50,4 +65,26 @@ export class SupConLoss extends nn.Module {
       return logProb.mul(positive).sum(1).div(positive.sum(1)).mean().neg();
     });
   }
+}
+
+/**
+ * SupCon of this rank's rows z0, z1 [B, D] (labels y [B], negative = a class of its own) against
+ * every rank's: logits [2B, 2WB] of [z0; z1] against the gathered [Z0; Z1] (rank r's rows at r·B),
+ * each row's own column masked, positives the rows of its class in the global batch.
+ */
+function gatheredSupCon(z0: Tensor, z1: Tensor, y: Tensor, temperature: number): Tensor {
+  const b = z0.size(0);
+  const w = getWorldSize();
+  const r = getRank();
+  const own = torch.where(y.lt(0), y.sub(r * b), y); // unlabelled rows: classes unique across ranks
+  const all = gatherWithGrad(own.to('float64')).to('int64'); // [WB]
+  const keys = torch.cat([gatherWithGrad(z0), gatherWithGrad(z1)], 0); // [2WB, D]
+  const logits = torch.cat([z0, z1], 0).matmul(keys.t()).div(temperature); // [2B, 2WB]
+  const idx = torch.arange(b).add(r * b);
+  const self = torch.arange(2 * w * b).unsqueeze(0).eq(torch.cat([idx, idx.add(w * b)]).unsqueeze(1)); // [2B, 2WB]
+  const logProb = F.logSoftmax(logits.maskedFill(self, -Infinity), 1).maskedFill(self, 0);
+  const rows = torch.cat([own, own]);
+  const cols = torch.cat([all, all]);
+  const positive = rows.unsqueeze(1).eq(cols.unsqueeze(0)).logicalAnd(self.logicalNot()).float();
+  return logProb.mul(positive).sum(1).div(positive.sum(1)).mean().neg();
 }

@@ -59,6 +59,13 @@ export interface MethodSpec {
   /** Triplet: margin and mining. */
   margin?: number;
   mining?: TripletMining;
+  /**
+   * SimCLR, MoCo, SupCon: negatives (MoCo: queued keys; SupCon: positives too) from every rank of a
+   * running process group (`gatherWithGrad`); without one (or with one rank) it changes nothing.
+   * BYOL, SimSiam, Barlow Twins, VICReg and DINO need no negatives: their distributed form is DDP
+   * with SyncBatchNorm.
+   */
+  gatherDistributed?: boolean;
 }
 
 /** Builds a method by name (the lookup table the trainer and checkpoints use). */
@@ -66,9 +73,9 @@ export function createMethod(spec: MethodSpec): AnySelfSupervisedMethod {
   const make = () => createBackbone(spec.backbone);
   switch (spec.method) {
     case 'simclr':
-      return new SimCLR(make(), { temperature: spec.temperature, concatViews: spec.concatViews, numLayers: spec.headLayers, loss: spec.loss });
+      return new SimCLR(make(), { temperature: spec.temperature, concatViews: spec.concatViews, numLayers: spec.headLayers, loss: spec.loss, gatherDistributed: spec.gatherDistributed });
     case 'moco':
-      return new MoCoV2(make, { temperature: spec.temperature, memoryBankSize: spec.memoryBankSize, momentum: spec.emaMomentum });
+      return new MoCoV2(make, { temperature: spec.temperature, memoryBankSize: spec.memoryBankSize, momentum: spec.emaMomentum, gatherDistributed: spec.gatherDistributed });
     case 'byol':
       return new BYOL(make, { momentum: spec.emaMomentum });
     case 'simsiam':
@@ -83,7 +90,7 @@ export function createMethod(spec: MethodSpec): AnySelfSupervisedMethod {
     case 'nnclr':
       return new NNCLR(make(), { temperature: spec.temperature, supportSetSize: spec.memoryBankSize });
     case 'supcon':
-      return new SupCon(make(), { temperature: spec.temperature });
+      return new SupCon(make(), { temperature: spec.temperature, gatherDistributed: spec.gatherDistributed });
     case 'triplet':
       return new Triplet(make(), { margin: spec.margin, mining: spec.mining });
     case 'autoencoder':

@@ -15,6 +15,8 @@ export interface SupConOptions {
   temperature?: number;
   hiddenDim?: number;
   outputDim?: number;
+  /** SupConLoss with positives and negatives from every rank of the process group. Default false. */
+  gatherDistributed?: boolean;
 }
 
 export class SupCon extends SelfSupervisedMethod<LabelledViews> {
@@ -28,7 +30,7 @@ export class SupCon extends SelfSupervisedMethod<LabelledViews> {
     super();
     this.backbone = backbone;
     this.projection_head = new SimCLRProjectionHead({ inputDim: backbone.featureDim, hiddenDim: opts.hiddenDim ?? 512, outputDim: opts.outputDim ?? 128, numLayers: 2 });
-    this.criterion = new SupConLoss({ temperature: opts.temperature ?? 0.1 });
+    this.criterion = new SupConLoss({ temperature: opts.temperature ?? 0.1, gatherDistributed: opts.gatherDistributed });
   }
 
   trainingStep(batch: LabelledViews, _ctx: StepContext): Tensor {
