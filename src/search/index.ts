@@ -29,6 +29,7 @@ export { IndexError, type IndexErrorCode } from './errors.js';
 export { writeDuplicatesReport, groupPairs, exactPairs, UnionFind, type DuplicateGroup, type DuplicateMember, type DuplicatesOptions } from './duplicates.js';
 export { tableName, rowId, indexSchema, rowsToArrow, columnsToArrow, sanitizeName, modelTag, type IndexRow, type IndexRecord } from './schema.js';
 export { ANN_DEFAULTS, annBuildParams, type AnnOptions, type AnnInfo } from './ann.js';
+export { embeddingMap, pca, type EmbeddingMap, type EmbeddingMapOptions, type PcaResult } from './projection.js';
 export { planUpdate, type FileStat, type PlannedFile, type PlannedEmbed, type StoredRow, type UpdatePlan } from './plan.js';
 export { scanImages, type FileEntry, type ScanOptions, type UpdateOptions, type UpdateProgress, type UpdateResult } from './sync.js';
 export type { Query, SearchHit, SearchOptions, SimilarOptions } from './query.js';
