@@ -32,10 +32,23 @@ export interface AnnOptions {
   efConstruction?: number;
 }
 
-export const ANN_DEFAULTS = { type: 'ivf_pq', nprobes: 20, refineFactor: 20, ef: 150, m: 20, efConstruction: 300 } as const;
+/** Query and build defaults of each index type (chosen by bench/search.ts at 1M × 128; BENCHMARKS.md). */
+export const IVF_PQ_DEFAULTS = { type: 'ivf_pq', nprobes: 20, refineFactor: 20, ef: 150, m: 20, efConstruction: 300 } as const;
+export const HNSW_SQ_DEFAULTS = { type: 'hnsw_sq', nprobes: 20, refineFactor: 20, ef: 150, m: 20, efConstruction: 300 } as const;
+
+/** The defaults of the default index type (`type` left out of `ann`). */
+export const ANN_DEFAULTS: ResolvedAnn = HNSW_SQ_DEFAULTS;
 
 /** `AnnOptions` with the defaults filled in (the build sizes stay optional: they depend on the rows). */
-export type ResolvedAnn = Required<Omit<AnnOptions, 'numPartitions' | 'numSubVectors'>> & Pick<AnnOptions, 'numPartitions' | 'numSubVectors'>;
+export type ResolvedAnn = { type: 'ivf_pq' | 'hnsw_sq'; nprobes: number; refineFactor: number; ef: number; m: number; efConstruction: number } & Pick<AnnOptions, 'numPartitions' | 'numSubVectors'>;
+
+/** `ann` over the defaults of its type (the default type when it names none). */
+export function resolveAnn(ann: AnnOptions = {}): ResolvedAnn {
+  const type = ann.type ?? ANN_DEFAULTS.type;
+  const base = type === 'hnsw_sq' ? HNSW_SQ_DEFAULTS : IVF_PQ_DEFAULTS;
+  const defined = Object.fromEntries(Object.entries(ann).filter(([, v]) => v !== undefined)) as AnnOptions;
+  return { ...base, ...defined, type };
+}
 
 export interface AnnInfo {
   name: string;
@@ -59,7 +72,7 @@ function largestDivisorAtMost(n: number, max: number): number {
  */
 export function annBuildParams(rows: number, dim: number, ann: AnnOptions = {}): { numPartitions: number; numSubVectors?: number } {
   if ((ann.type ?? ANN_DEFAULTS.type) === 'hnsw_sq') {
-    return { numPartitions: ann.numPartitions ?? Math.max(1, Math.round(rows / 100_000)) };
+    return { numPartitions: ann.numPartitions ?? Math.max(1, Math.ceil(rows / 2_000_000)) };
   }
   return {
     numPartitions: ann.numPartitions ?? Math.max(1, Math.min(Math.round(Math.sqrt(rows)), Math.floor(rows / 256))),

@@ -175,7 +175,6 @@ function rng32(seed: number): () => number {
  * `emb` (n×2). Yields to the event loop once per epoch, so `signal` can stop it.
  */
 export async function optimizeLayout(emb: Float32Array, n: number, g: { head: Int32Array; tail: Int32Array; weight: Float32Array }, nEpochs: number, negativeRate: number, seed: number, signal?: AbortSignal): Promise<void> {
-  const a = UMAP_A, b = UMAP_B;
   let maxW = 0;
   for (const x of g.weight) if (x > maxW) maxW = x;
   // edges too weak to be sampled once in nEpochs are dropped, as umap-learn does
@@ -191,45 +190,84 @@ export async function optimizeLayout(emb: Float32Array, n: number, g: { head: In
     eps[t] = next[t] = maxW / g.weight[e]!;
     epsNeg[t] = nextNeg[t] = eps[t]! / negativeRate;
   }
-  const rand = rng32(seed);
-  const clip = (v: number) => (v > 4 ? 4 : v < -4 ? -4 : v);
+  const state = { rand: (seed | 0) || 1 };
   for (let epoch = 0; epoch < nEpochs; epoch++) {
-    const alpha = 1 - epoch / nEpochs;
-    for (let t = 0; t < E; t++) {
-      if (next[t]! > epoch) continue;
-      const j = head[t]! * 2, kx = tail[t]! * 2;
-      let cx = emb[j]!, cy = emb[j + 1]!;
-      let dx = cx - emb[kx]!, dy = cy - emb[kx + 1]!;
-      let d2 = dx * dx + dy * dy;
-      if (d2 > 0) {
-        const pb = Math.pow(d2, b);
-        const coef = (-2 * a * b * pb) / d2 / (a * pb + 1);
-        const gx = clip(coef * dx) * alpha, gy = clip(coef * dy) * alpha;
-        cx += gx;
-        cy += gy;
-        emb[kx] = emb[kx]! - gx;
-        emb[kx + 1] = emb[kx + 1]! - gy;
-      }
-      next[t] = next[t]! + eps[t]!;
-      const nNeg = Math.floor((epoch - nextNeg[t]!) / epsNeg[t]!);
-      for (let p = 0; p < nNeg; p++) {
-        const o = (rand() % n) * 2;
-        if (o === j) continue;
-        dx = cx - emb[o]!;
-        dy = cy - emb[o + 1]!;
-        d2 = dx * dx + dy * dy;
-        if (d2 > 0) {
-          const coef = (2 * b) / ((0.001 + d2) * (a * Math.pow(d2, b) + 1));
-          cx += clip(coef * dx) * alpha;
-          cy += clip(coef * dy) * alpha;
-        }
-      }
-      emb[j] = cx;
-      emb[j + 1] = cy;
-      nextNeg[t] = nextNeg[t]! + nNeg * epsNeg[t]!;
-    }
+    layoutEpoch(emb, n, head, tail, eps, next, epsNeg, nextNeg, epoch, 1 - epoch / nEpochs, state);
     await tick(signal);
   }
+}
+
+const F64 = new Float64Array(1);
+const U32 = new Uint32Array(F64.buffer);
+
+/**
+ * x^b for x > 0 (a normal float64) as 2^(b·log2 x), from the exponent bits and short series
+ * (relative error < 1e-6): 3× faster than V8's Math.pow with a fractional exponent, which the
+ * layout calls ~10⁹ times for 70k points.
+ */
+export function fastPow(x: number, b: number): number {
+  F64[0] = x;
+  const hi = U32[1]!;
+  const e = (hi >>> 20) - 1023;
+  U32[1] = (hi & 0x000fffff) | 0x3ff00000;
+  const m = F64[0]!; // x = m·2^e, m in [1, 2)
+  const t = (m - 1) / (m + 1), t2 = t * t; // ln m = 2 atanh t, t in [0, 1/3)
+  const y = b * (e + 2 * t * (1 + t2 * (1 / 3 + t2 * (1 / 5 + t2 * (1 / 7 + t2 * (1 / 9 + t2 / 11))))) * Math.LOG2E);
+  const fl = Math.floor(y);
+  const f = (y - fl) * Math.LN2; // 2^(y−fl) = e^f, f in [0, ln 2)
+  const p = 1 + f * (1 + f * (1 / 2 + f * (1 / 6 + f * (1 / 24 + f * (1 / 120 + f * (1 / 720 + f * (1 / 5040 + f / 40320)))))));
+  if (fl < -1020 || fl > 1020) return Math.pow(x, b);
+  F64[0] = p;
+  U32[1] = U32[1]! + (fl << 20);
+  return F64[0]!;
+}
+
+/** One epoch of `optimizeLayout` (a plain synchronous function, so V8 optimises the hot loop). */
+function layoutEpoch(emb: Float32Array, n: number, head: Int32Array, tail: Int32Array, eps: Float64Array, next: Float64Array, epsNeg: Float64Array, nextNeg: Float64Array, epoch: number, alpha: number, state: { rand: number }): void {
+  const a = UMAP_A, b = UMAP_B;
+  const E = head.length;
+  let r = state.rand;
+  for (let t = 0; t < E; t++) {
+    if (next[t]! > epoch) continue;
+    const j = head[t]! << 1, kx = tail[t]! << 1;
+    let cx = emb[j]!, cy = emb[j + 1]!;
+    let dx = cx - emb[kx]!, dy = cy - emb[kx + 1]!;
+    let d2 = dx * dx + dy * dy;
+    if (d2 > 0) {
+      const pb = fastPow(d2, b);
+      const coef = (-2 * a * b * pb) / (d2 * (a * pb + 1));
+      let gx = coef * dx, gy = coef * dy;
+      gx = (gx > 4 ? 4 : gx < -4 ? -4 : gx) * alpha;
+      gy = (gy > 4 ? 4 : gy < -4 ? -4 : gy) * alpha;
+      cx += gx;
+      cy += gy;
+      emb[kx] = emb[kx]! - gx;
+      emb[kx + 1] = emb[kx + 1]! - gy;
+    }
+    next[t] = next[t]! + eps[t]!;
+    const nNeg = Math.floor((epoch - nextNeg[t]!) / epsNeg[t]!);
+    for (let p = 0; p < nNeg; p++) {
+      // xorshift32, kept a small integer for a fast modulo
+      r ^= r << 13;
+      r ^= r >>> 17;
+      r ^= r << 5;
+      const o = ((r & 0x7fffffff) % n) << 1;
+      if (o === j) continue;
+      dx = cx - emb[o]!;
+      dy = cy - emb[o + 1]!;
+      d2 = dx * dx + dy * dy;
+      if (d2 > 0) {
+        const coef = (2 * b) / ((0.001 + d2) * (a * fastPow(d2, b) + 1));
+        let gx = coef * dx, gy = coef * dy;
+        cx += (gx > 4 ? 4 : gx < -4 ? -4 : gx) * alpha;
+        cy += (gy > 4 ? 4 : gy < -4 ? -4 : gy) * alpha;
+      }
+    }
+    emb[j] = cx;
+    emb[j + 1] = cy;
+    nextNeg[t] = nextNeg[t]! + nNeg * epsNeg[t]!;
+  }
+  state.rand = r;
 }
 
 /** Scales a layout so its largest coordinate is ±10 and adds N(0, 1e-4) noise (umap-learn `noisy_scale_coords`). */
