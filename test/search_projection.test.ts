@@ -5,6 +5,7 @@ import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Index, embeddingMap, pca, rowsToArrow, type Embedder, type IndexRow } from '../src/search/index.js';
 import { symmetricEigen } from '../src/search/projection.js';
+import { umapLayout } from '../src/search/umap.js';
 import { mulberry32 } from './helpers/rng.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -171,4 +172,20 @@ test('embeddingMap stops on abort', async () => {
   assert.ok(performance.now() - t0 < 5000, 'stopped promptly');
   assert.ok(!existsSync(path.join(tmp, 'abort', `${index.tableName}.lance`, '_dyad_map', 'umap.json')), 'no cache of an aborted map');
   index.close();
+});
+
+test('umapLayout on 2 threads (Hogwild workers on a shared layout) keeps the clusters apart too', async () => {
+  const { vectors, labels } = clusters(900, 16, 6);
+  const flat = new Float32Array(900 * 16);
+  vectors.forEach((v, i) => flat.set(v, i * 16));
+  const init = pca(flat, 900, 16, 2).coords;
+  const xy = await umapLayout(flat, 900, 16, init, { threads: 2, nEpochs: 100 });
+  const x = Float32Array.from({ length: 900 }, (_, i) => xy[2 * i]!);
+  const y = Float32Array.from({ length: 900 }, (_, i) => xy[2 * i + 1]!);
+  assert.ok(xy.every(Number.isFinite));
+  const agree = knnAgreement(x, y, labels, 10);
+  assert.ok(agree > 0.95, `kNN label agreement in 2-D ${agree}`);
+  const ac = new AbortController();
+  ac.abort();
+  await assert.rejects(umapLayout(flat, 900, 16, init, { threads: 2, signal: ac.signal }), { name: 'AbortError' });
 });

@@ -17,7 +17,12 @@
  *
  * a, b are umap-learn's curve fit for `min_dist = 0.1, spread = 1`.
  */
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
 import * as torch from '../torch/index.js';
+import { UMAP_A, UMAP_B, layoutEpoch } from './umap_sgd.js';
+
+export { UMAP_A, UMAP_B, fastPow } from './umap_sgd.js';
 
 export interface UmapOptions {
   /** Neighbours per point (umap-learn `n_neighbors`). Default 15. */
@@ -28,14 +33,12 @@ export interface UmapOptions {
   negativeSampleRate?: number;
   /** Seed of the negative sampling and the init noise. Default 42. */
   seed?: number;
+  /** Threads of the layout SGD (Hogwild above 1). Default: the CPUs (at most 4) above 10,000 rows, else 1 (bit-reproducible). */
+  threads?: number;
   /** Initial layout (n×2, row-major); default: PCA of the data. */
   init?: Float32Array;
   signal?: AbortSignal;
 }
-
-/** umap-learn's `find_ab_params(spread=1.0, min_dist=0.1)`. */
-export const UMAP_A = 1.576943460405378;
-export const UMAP_B = 0.8950608781227859;
 
 /** Lets an abort (and other work) in between synchronous chunks of computation. */
 export const tick = (signal?: AbortSignal): Promise<void> =>
@@ -174,7 +177,7 @@ function rng32(seed: number): () => number {
  * The layout SGD of umap-learn (`optimize_layout_euclidean`, move_other, γ = 1) in place on
  * `emb` (n×2). Yields to the event loop once per epoch, so `signal` can stop it.
  */
-export async function optimizeLayout(emb: Float32Array, n: number, g: { head: Int32Array; tail: Int32Array; weight: Float32Array }, nEpochs: number, negativeRate: number, seed: number, signal?: AbortSignal): Promise<void> {
+export async function optimizeLayout(emb: Float32Array, n: number, g: { head: Int32Array; tail: Int32Array; weight: Float32Array }, nEpochs: number, negativeRate: number, seed: number, signal?: AbortSignal, threadCount?: number): Promise<void> {
   let maxW = 0;
   for (const x of g.weight) if (x > maxW) maxW = x;
   // edges too weak to be sampled once in nEpochs are dropped, as umap-learn does
@@ -190,84 +193,52 @@ export async function optimizeLayout(emb: Float32Array, n: number, g: { head: In
     eps[t] = next[t] = maxW / g.weight[e]!;
     epsNeg[t] = nextNeg[t] = eps[t]! / negativeRate;
   }
+  const threads = Math.max(1, Math.floor(threadCount ?? (n > 10_000 ? Math.min(4, os.availableParallelism()) : 1)));
+  if (threads > 1) return hogwild(emb, n, head, tail, eps, epsNeg, nEpochs, seed, threads, signal);
   const state = { rand: (seed | 0) || 1 };
   for (let epoch = 0; epoch < nEpochs; epoch++) {
-    layoutEpoch(emb, n, head, tail, eps, next, epsNeg, nextNeg, epoch, 1 - epoch / nEpochs, state);
+    layoutEpoch(emb, n, head, tail, eps, next, epsNeg, nextNeg, 0, E, epoch, 1 - epoch / nEpochs, state);
     await tick(signal);
   }
 }
 
-const F64 = new Float64Array(1);
-const U32 = new Uint32Array(F64.buffer);
+const shared = <T extends Float32Array | Float64Array | Int32Array>(a: T): T => {
+  const s = new (a.constructor as new (b: SharedArrayBuffer) => T)(new SharedArrayBuffer(a.byteLength));
+  s.set(a as never);
+  return s;
+};
 
 /**
- * x^b for x > 0 (a normal float64) as 2^(b·log2 x), from the exponent bits and short series
- * (relative error < 1e-6): 3× faster than V8's Math.pow with a fractional exponent, which the
- * layout calls ~10⁹ times for 70k points.
+ * The same SGD on `threads` threads at once (this one and threads − 1 workers), each on its own
+ * range of edges and all on one shared layout, without locks: Hogwild (Niu et al. 2011), as
+ * umap-learn's `parallel=True` does. Not bit-reproducible; used above 10,000 points.
  */
-export function fastPow(x: number, b: number): number {
-  F64[0] = x;
-  const hi = U32[1]!;
-  const e = (hi >>> 20) - 1023;
-  U32[1] = (hi & 0x000fffff) | 0x3ff00000;
-  const m = F64[0]!; // x = m·2^e, m in [1, 2)
-  const t = (m - 1) / (m + 1), t2 = t * t; // ln m = 2 atanh t, t in [0, 1/3)
-  const y = b * (e + 2 * t * (1 + t2 * (1 / 3 + t2 * (1 / 5 + t2 * (1 / 7 + t2 * (1 / 9 + t2 / 11))))) * Math.LOG2E);
-  const fl = Math.floor(y);
-  const f = (y - fl) * Math.LN2; // 2^(y−fl) = e^f, f in [0, ln 2)
-  const p = 1 + f * (1 + f * (1 / 2 + f * (1 / 6 + f * (1 / 24 + f * (1 / 120 + f * (1 / 720 + f * (1 / 5040 + f / 40320)))))));
-  if (fl < -1020 || fl > 1020) return Math.pow(x, b);
-  F64[0] = p;
-  U32[1] = U32[1]! + (fl << 20);
-  return F64[0]!;
-}
-
-/** One epoch of `optimizeLayout` (a plain synchronous function, so V8 optimises the hot loop). */
-function layoutEpoch(emb: Float32Array, n: number, head: Int32Array, tail: Int32Array, eps: Float64Array, next: Float64Array, epsNeg: Float64Array, nextNeg: Float64Array, epoch: number, alpha: number, state: { rand: number }): void {
-  const a = UMAP_A, b = UMAP_B;
+async function hogwild(emb: Float32Array, n: number, head: Int32Array, tail: Int32Array, eps: Float64Array, epsNeg: Float64Array, nEpochs: number, seed: number, threads: number, signal?: AbortSignal): Promise<void> {
   const E = head.length;
-  let r = state.rand;
-  for (let t = 0; t < E; t++) {
-    if (next[t]! > epoch) continue;
-    const j = head[t]! << 1, kx = tail[t]! << 1;
-    let cx = emb[j]!, cy = emb[j + 1]!;
-    let dx = cx - emb[kx]!, dy = cy - emb[kx + 1]!;
-    let d2 = dx * dx + dy * dy;
-    if (d2 > 0) {
-      const pb = fastPow(d2, b);
-      const coef = (-2 * a * b * pb) / (d2 * (a * pb + 1));
-      let gx = coef * dx, gy = coef * dy;
-      gx = (gx > 4 ? 4 : gx < -4 ? -4 : gx) * alpha;
-      gy = (gy > 4 ? 4 : gy < -4 ? -4 : gy) * alpha;
-      cx += gx;
-      cy += gy;
-      emb[kx] = emb[kx]! - gx;
-      emb[kx + 1] = emb[kx + 1]! - gy;
+  const sEmb = shared(emb), sHead = shared(head), sTail = shared(tail), sEps = shared(eps), sEpsNeg = shared(epsNeg);
+  const next = shared(eps), nextNeg = shared(epsNeg);
+  const bounds = Array.from({ length: threads + 1 }, (_, i) => Math.round((i * E) / threads));
+  const workers = Array.from({ length: threads - 1 }, (_, w) =>
+    new Worker(new URL('./umap_worker.js', import.meta.url), {
+      workerData: { emb: sEmb, head: sHead, tail: sTail, eps: sEps, epsNeg: sEpsNeg, next, nextNeg, n, t0: bounds[w + 1], t1: bounds[w + 2], seed: seed + 7919 * (w + 1) },
+    }),
+  );
+  const failed = new Promise<never>((_, reject) => workers.forEach((w) => w.once('error', reject)));
+  failed.catch(() => undefined);
+  try {
+    const state = { rand: (seed | 0) || 1 };
+    for (let epoch = 0; epoch < nEpochs; epoch++) {
+      const alpha = 1 - epoch / nEpochs;
+      const done = workers.map((w) => new Promise<void>((resolve) => w.once('message', () => resolve())));
+      for (const w of workers) w.postMessage({ epoch, alpha });
+      layoutEpoch(sEmb, n, sHead, sTail, sEps, next, sEpsNeg, nextNeg, bounds[0]!, bounds[1]!, epoch, alpha, state);
+      await Promise.race([Promise.all(done), failed]);
+      signal?.throwIfAborted();
     }
-    next[t] = next[t]! + eps[t]!;
-    const nNeg = Math.floor((epoch - nextNeg[t]!) / epsNeg[t]!);
-    for (let p = 0; p < nNeg; p++) {
-      // xorshift32, kept a small integer for a fast modulo
-      r ^= r << 13;
-      r ^= r >>> 17;
-      r ^= r << 5;
-      const o = ((r & 0x7fffffff) % n) << 1;
-      if (o === j) continue;
-      dx = cx - emb[o]!;
-      dy = cy - emb[o + 1]!;
-      d2 = dx * dx + dy * dy;
-      if (d2 > 0) {
-        const coef = (2 * b) / ((0.001 + d2) * (a * fastPow(d2, b) + 1));
-        let gx = coef * dx, gy = coef * dy;
-        cx += (gx > 4 ? 4 : gx < -4 ? -4 : gx) * alpha;
-        cy += (gy > 4 ? 4 : gy < -4 ? -4 : gy) * alpha;
-      }
-    }
-    emb[j] = cx;
-    emb[j + 1] = cy;
-    nextNeg[t] = nextNeg[t]! + nNeg * epsNeg[t]!;
+    emb.set(sEmb);
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
   }
-  state.rand = r;
 }
 
 /** Scales a layout so its largest coordinate is ±10 and adds N(0, 1e-4) noise (umap-learn `noisy_scale_coords`). */
@@ -296,6 +267,6 @@ export async function umapLayout(vectors: Float32Array, n: number, d: number, in
   const { indices, distances } = await cosineKnn(vectors, n, d, k, o.signal);
   const g = fuzzyGraph(indices, distances, n, k);
   await tick(o.signal);
-  await optimizeLayout(emb, n, g, o.nEpochs ?? (n <= 10_000 ? 500 : 200), o.negativeSampleRate ?? 5, seed, o.signal);
+  await optimizeLayout(emb, n, g, o.nEpochs ?? (n <= 10_000 ? 500 : 200), o.negativeSampleRate ?? 5, seed, o.signal, o.threads);
   return emb;
 }
