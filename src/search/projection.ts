@@ -133,6 +133,9 @@ export function pca(vectors: Float32Array, n: number, d: number, k = 2): PcaResu
   return { coords, components, explainedVariance: values.slice(0, k) };
 }
 
+/** UMAP's exact kNN graph costs O(n²·d): above this many rows, only PCA. */
+export const UMAP_MAX_ROWS = 250_000;
+
 interface CacheKey {
   method: 'pca' | 'umap';
   version: number;
@@ -201,6 +204,9 @@ export async function embeddingMap(index: Index, options: EmbeddingMapOptions = 
   if (file) {
     const hit = await readCache(file, key);
     if (hit) return hit;
+  }
+  if (method === 'umap' && key.rows > UMAP_MAX_ROWS) {
+    throw new IndexError('BAD_INPUT', `embeddingMap: UMAP of ${key.rows} rows would need an exact ${key.rows}² kNN graph (the limit is ${UMAP_MAX_ROWS} rows); use method 'pca' for this table, or map a smaller dataset.`);
   }
   const { ids, labels, splits, vectors } = await readRows(index);
   await tick(signal);
