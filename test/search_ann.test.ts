@@ -132,22 +132,23 @@ test('update builds the vector index by itself once the table reaches annThresho
   const res = await index.update(dir, { batchSize: 100 });
   assert.equal(res.added, 120);
   const ann = await index.annInfo();
-  assert.equal(ANN_DEFAULTS.type, 'hnsw_sq');
-  assert.ok(ann && /HNSW/i.test(ann.type) && ann.indexedRows === 320, `the default index type: ${JSON.stringify(ann)}`);
+  const want = ANN_DEFAULTS.type === 'hnsw_sq' ? /HNSW/i : /IVF_PQ/i;
+  assert.ok(ann && want.test(ann.type) && ann.indexedRows === 320, `the default index type ${ANN_DEFAULTS.type}: ${JSON.stringify(ann)}`);
   const probe = path.join(dir, 'a250.png');
   assert.equal((await index.similar(probe, { limit: 1, excludeSelf: false }))[0]!.path, probe);
   index.close();
 });
 
-test('ann defaults: HNSW-SQ by default, each type with its own defaults, explicit options win', () => {
-  assert.deepEqual(resolveAnn(), { ...HNSW_SQ_DEFAULTS });
+test('ann defaults: each type with its own defaults, explicit options win', () => {
+  assert.deepEqual(resolveAnn(), { ...ANN_DEFAULTS });
+  assert.deepEqual(resolveAnn({ type: 'hnsw_sq' }), { ...HNSW_SQ_DEFAULTS });
   assert.deepEqual(resolveAnn({ type: 'ivf_pq' }), { ...IVF_PQ_DEFAULTS });
   const r = resolveAnn({ type: 'ivf_pq', nprobes: 7, ef: undefined });
   assert.equal(r.nprobes, 7);
   assert.equal(r.ef, IVF_PQ_DEFAULTS.ef);
-  assert.equal(resolveAnn({ ef: 33 }).type, 'hnsw_sq');
-  assert.equal(resolveAnn({ ef: 33 }).ef, 33);
+  assert.equal(resolveAnn({ ef: 33 }).type, ANN_DEFAULTS.type);
+  assert.equal(resolveAnn({ type: 'hnsw_sq', ef: 33 }).ef, 33);
   // build sizes: IVF-PQ √rows partitions and dim/4 codes; HNSW-SQ one graph up to 1M rows
   assert.deepEqual(annBuildParams(1_000_000, 128, { type: 'ivf_pq' }), { numPartitions: 1000, numSubVectors: 32 });
-  assert.deepEqual(annBuildParams(1_000_000, 128), { numPartitions: 1 });
+  assert.deepEqual(annBuildParams(1_000_000, 128, { type: 'hnsw_sq' }), { numPartitions: 1 });
 });
