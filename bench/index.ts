@@ -12,6 +12,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   augment: async () => (await import('./augment.js')).main,
   loader: async () => (await import('./loader.js')).main,
   search: async () => (await import('./search.js')).main,
+  map: async () => (await import('./map.js')).main,
   clip: async () => (await import('./clip.js')).main,
   'label-efficiency': async () => (await import('./label_efficiency.js')).main,
   methods: async () => (await import('./methods.js')).main,

@@ -1,18 +1,21 @@
 /**
  * Search benchmark: synthetic clustered unit vectors (a Gaussian mixture, so ANN partitions mean
- * something) in a real LanceDB table through `Index`; build the ANN index, time queries, and
- * measure recall@10 against exact brute force computed here in JS.
+ * something) in a real LanceDB table through `Index`; build the ANN indexes, time queries, and
+ * measure recall@10 against the exact top 10 (a libtorch matmul here).
  *
- *   npm run bench -- search --rows 1000000 --dim 128     (or: node dist/bench/search.js ...)
- *   node dist/bench/search.js --rows 1000000 --dim 128 [--index ivf_pq|hnsw_sq] [--queries 100]
- *       [--nprobes 40] [--refine 10] [--ef 150] [--partitions N] [--sub-vectors N]
- *       [--sweep "nprobes:refine,..." (IVF) | "ef[:nprobes],..." (HNSW)] [--db DIR --keep]
+ *   npm run bench -- search                 IVF-PQ and HNSW-SQ side by side, 1M × 128, one JSON line
+ *   node dist/bench/search.js --rows 1000000 --dim 128 [--index both|ivf_pq|hnsw_sq|flat] [--queries 100]
+ *       [--nprobes 40] [--refine 10] [--ef 150] [--m 16] [--ef-construction 150] [--partitions N]
+ *       [--sub-vectors N] [--sweep-ivf "nprobes:refine,..."] [--sweep-hnsw "ef:refine[:nprobes],..."]
+ *       [--db DIR --keep]
  *
- * Prints one JSON line on stdout; `--sweep` adds one JSON line per setting on stderr.
+ * Prints one JSON line on stdout ({ results: [one row per index] }); a sweep adds one JSON line
+ * per setting on stderr. `--db DIR --keep` keeps the tables, and a second run on the same DIR
+ * skips ingest and build (to sweep query settings).
  *
  * Real embeddings: `--weights W` embeds all 70,000 Fashion-MNIST images (train + test) with the
  * dyad checkpoint W, indexes them, and prints two JSON lines: flat (exact) search, then a forced
- * IVF-PQ index on the same table. Queries are horizontally flipped images (not in the table).
+ * ANN index of the default type on the same table. Queries are horizontally flipped images (not in the table).
  *
  *   node dist/bench/search.js --weights runs/fmnist/best.safetensors [--data-root DIR] [--queries 100]
  */
@@ -23,7 +26,7 @@ import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import * as arrow from 'apache-arrow';
 import { emit, machine } from './common.js';
-import { Index, annBuildParams, columnsToArrow, indexSchema, type Embedder, type AnnOptions } from '../src/search/index.js';
+import { ANN_DEFAULTS, Index, annBuildParams, columnsToArrow, indexSchema, type Embedder, type AnnOptions } from '../src/search/index.js';
 import * as torch from '../src/torch/index.js';
 import { Model } from '../src/api/model.js';
 import { FashionMNIST, InMemoryDataset } from '../src/data/index.js';
@@ -32,30 +35,33 @@ import { normalize } from '../src/transforms/index.js';
 export interface SearchBenchArgs {
   rows?: number;
   dim?: number;
-  index?: 'ivf_pq' | 'hnsw_sq' | 'flat';
+  /** Which index to measure; 'both' (default): IVF-PQ and HNSW-SQ side by side on the same data. */
+  index?: 'ivf_pq' | 'hnsw_sq' | 'flat' | 'both';
   queries?: number;
   clusters?: number;
   /** Noise around a cluster centre, as a fraction of the centre's length. */
   spread?: number;
   seed?: number;
+  /** Query and build settings; each applies to the index kinds that use it. */
   nprobes?: number;
   refine?: number;
   ef?: number;
+  m?: number;
+  efConstruction?: number;
   partitions?: number;
   subVectors?: number;
-  /** Extra query settings to time on the same index: "nprobes:refine" (IVF) or "ef[:nprobes]" (HNSW). */
-  sweep?: string[];
+  /** Extra query settings to time on the same index: "nprobes:refine" (IVF-PQ), "ef:refine[:nprobes]" (HNSW-SQ). */
+  sweepIvf?: string[];
+  sweepHnsw?: string[];
   /** Database folder; a temp folder (removed afterwards) by default. */
   db?: string;
-  /** Keep the database; with an existing one of the same rows/dim/seed, skip ingest and build. */
+  /** Keep the database; with an existing table of the same rows/dim/seed, skip ingest and build. */
   keep?: boolean;
   log?: (line: string) => void;
 }
 
-export interface SearchBenchResult {
-  bench: 'search';
-  rows: number;
-  dim: number;
+/** One index's figures. */
+export interface SearchBenchRow {
   index: string;
   params: Record<string, number>;
   ingest_s: number;
@@ -63,7 +69,16 @@ export interface SearchBenchResult {
   p50_ms: number;
   p95_ms: number;
   recall_at_10: number;
+}
+
+export interface SearchBenchResult {
+  bench: 'search';
+  rows: number;
+  dim: number;
   queries: number;
+  /** dyad's default index type (ANN_DEFAULTS.type). */
+  default: string;
+  results: SearchBenchRow[];
 }
 
 /** sfc32 PRNG (128-bit state) → uniform [0,1); normals by Box–Muller. */
@@ -98,9 +113,10 @@ function makeRng(seed: number) {
 
 /**
  * n unit vectors from a mixture of `clusters` Gaussians: centre (random unit vector) plus
- * isotropic noise of total length ≈ spread, then normalised. Row-major n×dim.
+ * isotropic noise of total length ≈ spread, then normalised. Row-major n×dim; `clusterOf[i]`
+ * (when given) receives row i's cluster.
  */
-export function clusteredVectors(n: number, dim: number, clusters: number, spread: number, seed: number, centreSeed = seed): Float32Array {
+export function clusteredVectors(n: number, dim: number, clusters: number, spread: number, seed: number, centreSeed = seed, clusterOf?: Int32Array): Float32Array {
   const cr = makeRng(centreSeed);
   const centres = new Float32Array(clusters * dim);
   for (let c = 0; c < clusters; c++) {
@@ -114,6 +130,7 @@ export function clusteredVectors(n: number, dim: number, clusters: number, sprea
   const sigma = spread / Math.sqrt(dim);
   for (let i = 0; i < n; i++) {
     const c = Math.floor(r.uniform() * clusters);
+    if (clusterOf) clusterOf[i] = c;
     let s = 0;
     for (let j = 0; j < dim; j++) {
       const x = centres[c * dim + j]! + sigma * r.normal();
@@ -145,29 +162,52 @@ export function exactTopK(data: Float32Array, dim: number, q: Float32Array, k: n
   return best.map((b) => b.i);
 }
 
+/**
+ * Exact top-k row numbers of each query by dot product (unit vectors), on libtorch in chunks of
+ * the data; nq×k, best first.
+ */
+export function exactTopKAll(data: Float32Array, dim: number, queries: Float32Array, k: number): number[][] {
+  const n = data.length / dim, nq = queries.length / dim;
+  const cand: { i: number; s: number }[][] = Array.from({ length: nq }, () => []);
+  torch.noGrad(() =>
+    torch.scope(() => {
+      const q = torch.tensor(queries, { shape: [nq, dim] });
+      const x = torch.frombuffer(data, { shape: [n, dim] });
+      for (let s = 0; s < n; s += 250_000) {
+        torch.scope(() => {
+          const m = Math.min(250_000, n - s);
+          const { values, indices } = q.mm(x.narrow(0, s, m).t()).topk(Math.min(k, m), { dim: 1 });
+          const v = values.toFloat32Array(), ix = indices.toInt32Array(), kk = Math.min(k, m);
+          for (let r = 0; r < nq; r++) for (let c = 0; c < kk; c++) cand[r]!.push({ i: s + ix[r * kk + c]!, s: v[r * kk + c]! });
+        });
+      }
+    }),
+  );
+  return cand.map((c) => c.sort((a, b) => b.s - a.s).slice(0, k).map((b) => b.i));
+}
+
 const quantile = (xs: number[], q: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
 };
 
+type Kind = 'ivf_pq' | 'hnsw_sq' | 'flat';
+
+/**
+ * Builds each asked index on the same synthetic vectors (one table per kind in one database),
+ * and measures it: build time, p50/p95 query latency (limit 10, after 10 warm-up queries) and
+ * recall@10 against the exact top 10.
+ */
 export async function runSearchBench(args: SearchBenchArgs = {}): Promise<SearchBenchResult & { sweep: Record<string, unknown>[] }> {
   const rows = args.rows ?? 1_000_000;
   const dim = args.dim ?? 128;
-  const kind = args.index ?? 'ivf_pq';
+  const kinds: Kind[] = args.index === undefined || args.index === 'both' ? ['ivf_pq', 'hnsw_sq'] : [args.index];
   const nq = args.queries ?? 100;
   const clusters = args.clusters ?? 1000;
   const spread = args.spread ?? 0.6;
   const seed = args.seed ?? 1;
   const log = args.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const dbDir = args.db ?? (await fsp.mkdtemp(path.join(os.tmpdir(), 'dyad-bench-search-')));
-  const ann: AnnOptions = {
-    type: kind === 'hnsw_sq' ? 'hnsw_sq' : 'ivf_pq',
-    ...(args.nprobes !== undefined && { nprobes: args.nprobes }),
-    ...(args.refine !== undefined && { refineFactor: args.refine }),
-    ...(args.ef !== undefined && { ef: args.ef }),
-    ...(args.partitions !== undefined && { numPartitions: args.partitions }),
-    ...(args.subVectors !== undefined && { numSubVectors: args.subVectors }),
-  };
   const embedder: Embedder = {
     identity: `bench-synthetic-${rows}x${dim}-c${clusters}-s${spread}-seed${seed}`,
     dim,
@@ -175,101 +215,106 @@ export async function runSearchBench(args: SearchBenchArgs = {}): Promise<Search
       throw new Error('the search bench writes vectors directly');
     },
   };
-  const dataset = `bench-${kind}`;
   let t0 = performance.now();
   const data = clusteredVectors(rows, dim, clusters, spread, seed);
   const queries = clusteredVectors(nq + 10, dim, clusters, spread, seed + 7777, seed);
   log(`generated ${rows}×${dim} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  t0 = performance.now();
+  const truth = exactTopKAll(data, dim, queries.subarray(10 * dim), 10).map((t) => new Set(t.map((r) => `r${r}`)));
+  log(`exact top-10 for ${nq} queries in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
-  const index = await Index.open({ db: dbDir, dataset, embedder, ann, annThreshold: kind === 'flat' ? Infinity : 1 });
-  let ingest_s = 0;
-  let build_s = 0;
+  const results: SearchBenchRow[] = [];
+  const sweep: Record<string, unknown>[] = [];
   try {
-    const existing = await index.count();
-    if (existing !== rows) {
-      if (existing > 0) await index.table.delete('true');
-      t0 = performance.now();
-      const schema = indexSchema(dim);
-      const chunk = 100_000;
-      for (let s = 0; s < rows; s += chunk) {
-        const e = Math.min(rows, s + chunk);
-        const n = e - s;
-        const ids = Array.from({ length: n }, (_, i) => `r${s + i}`);
-        await index.table.add(
-          columnsToArrow(schema, {
-            id: ids,
-            path: ids.map((id) => `/synthetic/${id}.png`),
-            label: ids.map((_, i) => `c${(s + i) % 10}`),
-            split: ids.map(() => null),
-            vectors: data.subarray(s * dim, e * dim),
-            size: new BigInt64Array(n).fill(1n),
-            mtime: new Float64Array(n),
-            model: ids.map(() => embedder.identity),
-          }) as arrow.Table,
-        );
+    for (const kind of kinds) {
+      const ann: AnnOptions = {
+        type: kind === 'hnsw_sq' ? 'hnsw_sq' : 'ivf_pq',
+        ...(args.nprobes !== undefined && { nprobes: args.nprobes }),
+        ...(args.refine !== undefined && { refineFactor: args.refine }),
+        ...(args.ef !== undefined && { ef: args.ef }),
+        ...(args.m !== undefined && { m: args.m }),
+        ...(args.efConstruction !== undefined && { efConstruction: args.efConstruction }),
+        ...(args.partitions !== undefined && { numPartitions: args.partitions }),
+        ...(args.subVectors !== undefined && { numSubVectors: args.subVectors }),
+      };
+      const index = await Index.open({ db: dbDir, dataset: `bench-${kind}`, embedder, ann, annThreshold: kind === 'flat' ? Infinity : 1 });
+      try {
+        let ingest_s = 0;
+        let build_s = 0;
+        const existing = await index.count();
+        if (existing !== rows) {
+          if (existing > 0) await index.table.delete('true');
+          t0 = performance.now();
+          const schema = indexSchema(dim);
+          const chunk = 100_000;
+          for (let s = 0; s < rows; s += chunk) {
+            const e = Math.min(rows, s + chunk);
+            const n = e - s;
+            const ids = Array.from({ length: n }, (_, i) => `r${s + i}`);
+            await index.table.add(
+              columnsToArrow(schema, {
+                id: ids,
+                path: ids.map((id) => `/synthetic/${id}.png`),
+                label: ids.map((_, i) => `c${(s + i) % 10}`),
+                split: ids.map(() => null),
+                vectors: data.subarray(s * dim, e * dim),
+                size: new BigInt64Array(n).fill(1n),
+                mtime: new Float64Array(n),
+                model: ids.map(() => embedder.identity),
+              }) as arrow.Table,
+            );
+          }
+          ingest_s = (performance.now() - t0) / 1000;
+          log(`${kind}: ingested in ${ingest_s.toFixed(1)} s`);
+          t0 = performance.now();
+          if (kind !== 'flat') await index.optimize({ force: true });
+          build_s = (performance.now() - t0) / 1000;
+          log(`${kind}: built in ${build_s.toFixed(1)} s: ${JSON.stringify(await index.annInfo())}`);
+        } else {
+          log(`${kind}: reusing ${existing} rows in ${dbDir}: ${JSON.stringify(await index.annInfo())}`);
+        }
+
+        const measure = async (opts: { nprobes?: number; refineFactor?: number; ef?: number; exact?: boolean }) => {
+          for (let i = 0; i < 10; i++) await index.search(queries.subarray(i * dim, (i + 1) * dim), { limit: 10, ...opts }); // warm-up
+          const times: number[] = [];
+          let hit = 0;
+          for (let i = 0; i < nq; i++) {
+            const q = queries.subarray((10 + i) * dim, (11 + i) * dim);
+            const t = performance.now();
+            const res = await index.search(q, { limit: 10, ...opts });
+            times.push(performance.now() - t);
+            hit += res.filter((h) => truth[i]!.has(h.id)).length;
+          }
+          return { p50_ms: +quantile(times, 0.5).toFixed(3), p95_ms: +quantile(times, 0.95).toFixed(3), recall_at_10: +(hit / (10 * nq)).toFixed(4) };
+        };
+
+        for (const s of (kind === 'hnsw_sq' ? args.sweepHnsw : kind === 'ivf_pq' ? args.sweepIvf : undefined) ?? []) {
+          const [a, b, c] = s.split(':').map(Number);
+          const opts =
+            kind === 'hnsw_sq'
+              ? { ef: a!, ...(b !== undefined && { refineFactor: b }), ...(c !== undefined && { nprobes: c }) }
+              : { nprobes: a!, refineFactor: b ?? index.ann.refineFactor };
+          const r = { bench: 'search-sweep', index: kind, ...opts, ...(await measure(opts)) };
+          sweep.push(r);
+          log(JSON.stringify(r));
+        }
+        const a = index.ann;
+        const params: Record<string, number> =
+          kind === 'flat'
+            ? {}
+            : kind === 'hnsw_sq'
+              ? { ef: Math.max(a.ef, 10 * Math.max(1, a.refineFactor)), refineFactor: a.refineFactor, nprobes: a.nprobes, m: a.m, efConstruction: a.efConstruction }
+              : { nprobes: a.nprobes, refineFactor: a.refineFactor };
+        if (kind !== 'flat') Object.assign(params, annBuildParams(rows, dim, a));
+        const row = { index: kind, params, ingest_s: +ingest_s.toFixed(2), build_s: +build_s.toFixed(2), ...(await measure(kind === 'flat' ? { exact: true } : {})) };
+        log(JSON.stringify(row));
+        results.push(row);
+      } finally {
+        index.close();
       }
-      ingest_s = (performance.now() - t0) / 1000;
-      log(`ingested in ${ingest_s.toFixed(1)} s`);
-      t0 = performance.now();
-      if (kind !== 'flat') await index.optimize({ force: true });
-      build_s = (performance.now() - t0) / 1000;
-      log(`built ${kind} in ${build_s.toFixed(1)} s: ${JSON.stringify(await index.annInfo())}`);
-    } else {
-      log(`reusing ${existing} rows in ${dbDir}: ${JSON.stringify(await index.annInfo())}`);
     }
-
-    t0 = performance.now();
-    const truth = Array.from({ length: nq }, (_, i) => exactTopK(data, dim, queries.subarray((10 + i) * dim, (11 + i) * dim), 10));
-    log(`exact top-10 for ${nq} queries in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-
-    const measure = async (opts: { nprobes?: number; refineFactor?: number; ef?: number; exact?: boolean }) => {
-      for (let i = 0; i < 10; i++) await index.search(queries.subarray(i * dim, (i + 1) * dim), { limit: 10, ...opts }); // warm-up
-      const times: number[] = [];
-      let hit = 0;
-      for (let i = 0; i < nq; i++) {
-        const q = queries.subarray((10 + i) * dim, (11 + i) * dim);
-        const t = performance.now();
-        const res = await index.search(q, { limit: 10, ...opts });
-        times.push(performance.now() - t);
-        const want = new Set(truth[i]!.map((r) => `r${r}`));
-        hit += res.filter((h) => want.has(h.id)).length;
-      }
-      return { p50_ms: +quantile(times, 0.5).toFixed(3), p95_ms: +quantile(times, 0.95).toFixed(3), recall_at_10: +(hit / (10 * nq)).toFixed(4) };
-    };
-
-    const sweep: Record<string, unknown>[] = [];
-    for (const s of args.sweep ?? []) {
-      const [a, b] = s.split(':');
-      const opts =
-        kind === 'hnsw_sq'
-          ? { ef: Number(a), ...(b !== undefined && { nprobes: Number(b) }) }
-          : { nprobes: Number(a), refineFactor: Number(b ?? index.ann.refineFactor) };
-      const r = { bench: 'search-sweep', index: kind, ...opts, ...(await measure(opts)) };
-      sweep.push(r);
-      log(JSON.stringify(r));
-    }
-    const params: Record<string, number> =
-      kind === 'flat'
-        ? {}
-        : kind === 'hnsw_sq'
-          ? { ef: index.ann.ef, m: index.ann.m, efConstruction: index.ann.efConstruction }
-          : { nprobes: index.ann.nprobes, refineFactor: index.ann.refineFactor };
-    if (kind !== 'flat') Object.assign(params, annBuildParams(rows, dim, index.ann));
-    const main = await measure(kind === 'flat' ? { exact: true } : {});
-    return {
-      bench: 'search',
-      rows,
-      dim,
-      index: kind,
-      params,
-      ingest_s: +ingest_s.toFixed(2),
-      build_s: +build_s.toFixed(2),
-      ...main,
-      queries: nq,
-      sweep,
-    };
+    return { bench: 'search', rows, dim, queries: nq, default: ANN_DEFAULTS.type, results, sweep };
   } finally {
-    index.close();
     if (!args.db && !args.keep) await fsp.rm(dbDir, { recursive: true, force: true });
   }
 }
@@ -287,7 +332,11 @@ export interface RealSearchBenchArgs {
   log?: (line: string) => void;
 }
 
-export interface RealSearchBenchResult extends SearchBenchResult {
+export interface RealSearchBenchResult extends SearchBenchRow {
+  bench: 'search';
+  rows: number;
+  dim: number;
+  queries: number;
   data: 'fashion-mnist';
   embed_s: number;
   weights: string;
@@ -298,7 +347,7 @@ export interface RealSearchBenchResult extends SearchBenchResult {
  * (uint8 → mean/std normalisation → backbone → L2 normalisation), n×dim row-major. `flip`
  * mirrors the images left-right first (the queries).
  */
-async function embedFashionMnist(model: Model, sets: InMemoryDataset[], pick: (set: number) => number[], batch: number, flip: boolean, log: (l: string) => void): Promise<Float32Array> {
+export async function embedFashionMnist(model: Model, sets: InMemoryDataset[], pick: (set: number) => number[], batch: number, flip: boolean, log: (l: string) => void): Promise<Float32Array> {
   const net = model.net!;
   const { mean, std } = net.config;
   const dim = model.dim;
@@ -324,7 +373,7 @@ async function embedFashionMnist(model: Model, sets: InMemoryDataset[], pick: (s
   return out;
 }
 
-/** Fashion-MNIST (70,000 images) embedded by a trained model: flat and IVF-PQ search on the same table. */
+/** Fashion-MNIST (70,000 images) embedded by a trained model: flat and default-ANN (forced) search on the same table. */
 export async function runRealSearchBench(args: RealSearchBenchArgs): Promise<RealSearchBenchResult[]> {
   const nq = args.queries ?? 100;
   const seed = args.seed ?? 1;
@@ -397,9 +446,9 @@ export async function runRealSearchBench(args: RealSearchBenchArgs): Promise<Rea
       t0 = performance.now();
       await index.optimize({ force: true });
       const build_s = (performance.now() - t0) / 1000;
-      log(`built ivf_pq in ${build_s.toFixed(1)} s: ${JSON.stringify(await index.annInfo())}`);
-      const params = { nprobes: index.ann.nprobes, refineFactor: index.ann.refineFactor, ...annBuildParams(rows, dim, index.ann) };
-      const ivf = { ...common, index: 'ivf_pq', params, build_s: +build_s.toFixed(2), ...(await measure({})) };
+      log(`built ${index.ann.type} in ${build_s.toFixed(1)} s: ${JSON.stringify(await index.annInfo())}`);
+      const params = { nprobes: index.ann.nprobes, refineFactor: index.ann.refineFactor, ...(index.ann.type === 'hnsw_sq' && { ef: index.ann.ef }), ...annBuildParams(rows, dim, index.ann) };
+      const ivf = { ...common, index: index.ann.type, params, build_s: +build_s.toFixed(2), ...(await measure({})) };
       return [flat, ivf];
     } finally {
       index.close();
@@ -421,7 +470,8 @@ export async function main(args: Record<string, unknown>): Promise<void> {
     return;
   }
   const index = str('index') as SearchBenchArgs['index'] | undefined;
-  if (index && !['ivf_pq', 'hnsw_sq', 'flat'].includes(index)) throw new Error(`--index must be ivf_pq, hnsw_sq or flat, got ${index}`);
+  if (index && !['ivf_pq', 'hnsw_sq', 'flat', 'both'].includes(index)) throw new Error(`--index must be ivf_pq, hnsw_sq, flat or both, got ${index}`);
+  const list = (k: string) => str(k)?.split(',').map((x) => x.trim()).filter(Boolean);
   const { sweep: _sweep, ...result } = await runSearchBench({
     rows: n('rows'),
     dim: n('dim'),
@@ -433,9 +483,12 @@ export async function main(args: Record<string, unknown>): Promise<void> {
     nprobes: n('nprobes'),
     refine: n('refine'),
     ef: n('ef'),
+    m: n('m'),
+    efConstruction: n('ef-construction'),
     partitions: n('partitions'),
     subVectors: n('sub-vectors'),
-    sweep: str('sweep')?.split(',').map((x) => x.trim()).filter(Boolean),
+    sweepIvf: list('sweep-ivf') ?? (index === 'ivf_pq' ? list('sweep') : undefined),
+    sweepHnsw: list('sweep-hnsw') ?? (index === 'hnsw_sq' ? list('sweep') : undefined),
     db: str('db'),
     keep: args.keep === true || args.keep === 'true',
   });
@@ -448,7 +501,8 @@ if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.ar
     args: process.argv.slice(2),
     options: {
       rows: str, dim: str, index: str, queries: str, clusters: str, spread: str, seed: str, nprobes: str, refine: str,
-      ef: str, partitions: str, 'sub-vectors': str, sweep: str, db: str, keep: { type: 'boolean' },
+      ef: str, m: str, 'ef-construction': str, partitions: str, 'sub-vectors': str, sweep: str, 'sweep-ivf': str, 'sweep-hnsw': str,
+      db: str, keep: { type: 'boolean' },
       weights: str, 'data-root': str, batch: str,
     },
   });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Index, rowsToArrow, type Embedder, type IndexRow } from '../src/search/index.js';
+import { ANN_DEFAULTS, HNSW_SQ_DEFAULTS, IVF_PQ_DEFAULTS, Index, annBuildParams, resolveAnn, rowsToArrow, type Embedder, type IndexRow } from '../src/search/index.js';
 import { mulberry32 as rng } from './helpers/rng.js';
 
 const DIM = 32;
@@ -64,7 +64,7 @@ async function filled(name: string, options: Partial<Parameters<typeof Index.ope
 const pathsToIdx = (hits: { path: string }[]) => hits.map((h) => Number(/(\d+)\.png$/.exec(h.path)![1]));
 
 test('flat search below the threshold; IVF-PQ built at the threshold agrees with flat search', async () => {
-  const index = await filled('ivfpq', { annThreshold: 2000, ann: { nprobes: 1000, refineFactor: 50 } });
+  const index = await filled('ivfpq', { annThreshold: 2000, ann: { type: 'ivf_pq', nprobes: 1000, refineFactor: 50 } });
   // Flat (no index yet) equals brute force.
   for (const q of queries.slice(0, 5)) assert.deepEqual(pathsToIdx(await index.search(q, { limit: 10 })), bruteForce(q, 10));
 
@@ -132,8 +132,23 @@ test('update builds the vector index by itself once the table reaches annThresho
   const res = await index.update(dir, { batchSize: 100 });
   assert.equal(res.added, 120);
   const ann = await index.annInfo();
-  assert.ok(ann && /IVF_PQ/i.test(ann.type) && ann.indexedRows === 320, JSON.stringify(ann));
+  const want = ANN_DEFAULTS.type === 'hnsw_sq' ? /HNSW/i : /IVF_PQ/i;
+  assert.ok(ann && want.test(ann.type) && ann.indexedRows === 320, `the default index type ${ANN_DEFAULTS.type}: ${JSON.stringify(ann)}`);
   const probe = path.join(dir, 'a250.png');
   assert.equal((await index.similar(probe, { limit: 1, excludeSelf: false }))[0]!.path, probe);
   index.close();
+});
+
+test('ann defaults: each type with its own defaults, explicit options win', () => {
+  assert.deepEqual(resolveAnn(), { ...ANN_DEFAULTS });
+  assert.deepEqual(resolveAnn({ type: 'hnsw_sq' }), { ...HNSW_SQ_DEFAULTS });
+  assert.deepEqual(resolveAnn({ type: 'ivf_pq' }), { ...IVF_PQ_DEFAULTS });
+  const r = resolveAnn({ type: 'ivf_pq', nprobes: 7, ef: undefined });
+  assert.equal(r.nprobes, 7);
+  assert.equal(r.ef, IVF_PQ_DEFAULTS.ef);
+  assert.equal(resolveAnn({ ef: 33 }).type, ANN_DEFAULTS.type);
+  assert.equal(resolveAnn({ type: 'hnsw_sq', ef: 33 }).ef, 33);
+  // build sizes: IVF-PQ √rows partitions and dim/4 codes; HNSW-SQ one graph up to 1M rows
+  assert.deepEqual(annBuildParams(1_000_000, 128, { type: 'ivf_pq' }), { numPartitions: 1000, numSubVectors: 32 });
+  assert.deepEqual(annBuildParams(1_000_000, 128, { type: 'hnsw_sq' }), { numPartitions: 1 });
 });

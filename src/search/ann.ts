@@ -3,12 +3,15 @@
  * it is (re)built.
  *
  * Below `annThreshold` rows (100,000) search is brute force (flat) and exact. From there on
- * `optimize` (run by `update`) builds an IVF-PQ index (Jégou et al. 2011), cosine: √rows
- * partitions, dim/4 PQ codes; queries probe 20 partitions and re-rank limit×20 candidates with the
- * stored full vectors. Measured on 1M clustered 128-d vectors, 2 shared cores (bench/search.ts):
- * IVF-PQ p50 ≈ 5 ms at recall@10 ≈ 0.99, built in ≈ 2 min; HNSW-SQ (Malkov & Yashunin 2018, also
- * available, `ann.type`) p50 ≈ 7–10 ms at recall ≈ 1.0 but ≈ 10 min to build. dim/8 PQ codes
- * needed refine ×40 for recall 0.95.
+ * `optimize` (run by `update`) builds the default index, HNSW-SQ (Malkov & Yashunin 2018; LanceDB
+ * IVF_HNSW_SQ, cosine): one HNSW graph per 2M rows over 8-bit scalar-quantised vectors, m 20,
+ * efConstruction 300; queries search with ef 100 and re-rank limit×2 candidates with the stored
+ * full vectors (without that re-rank, SQ caps recall@10 near 0.96). IVF-PQ (Jégou et al. 2011;
+ * `ann.type: 'ivf_pq'`): √rows partitions, dim/4 PQ codes, probes 20, re-ranks limit×20.
+ * Side by side on 1M clustered 128-d vectors, 2 shared cores, same session (bench/search.ts,
+ * BENCHMARKS.md): HNSW-SQ p50 ≈ 4–5 ms at recall@10 0.997–1.0, IVF-PQ p50 ≈ 8–11 ms at 0.993;
+ * but HNSW-SQ builds ≈ 6× slower (5,480 s against 824 s of wall time under the same heavy load;
+ * 33 CPU-minutes).
  */
 import * as lancedb from '@lancedb/lancedb';
 import { type IndexCore, assertWritable } from './table.js';
@@ -32,10 +35,23 @@ export interface AnnOptions {
   efConstruction?: number;
 }
 
-export const ANN_DEFAULTS = { type: 'ivf_pq', nprobes: 20, refineFactor: 20, ef: 150, m: 20, efConstruction: 300 } as const;
+/** Query and build defaults of each index type (chosen by bench/search.ts at 1M × 128; BENCHMARKS.md). */
+export const IVF_PQ_DEFAULTS = { type: 'ivf_pq', nprobes: 20, refineFactor: 20, ef: 150, m: 20, efConstruction: 300 } as const;
+export const HNSW_SQ_DEFAULTS = { type: 'hnsw_sq', nprobes: 20, refineFactor: 2, ef: 100, m: 20, efConstruction: 300 } as const;
+
+/** The defaults of the default index type (`type` left out of `ann`). */
+export const ANN_DEFAULTS: ResolvedAnn = HNSW_SQ_DEFAULTS;
 
 /** `AnnOptions` with the defaults filled in (the build sizes stay optional: they depend on the rows). */
-export type ResolvedAnn = Required<Omit<AnnOptions, 'numPartitions' | 'numSubVectors'>> & Pick<AnnOptions, 'numPartitions' | 'numSubVectors'>;
+export type ResolvedAnn = { type: 'ivf_pq' | 'hnsw_sq'; nprobes: number; refineFactor: number; ef: number; m: number; efConstruction: number } & Pick<AnnOptions, 'numPartitions' | 'numSubVectors'>;
+
+/** `ann` over the defaults of its type (the default type when it names none). */
+export function resolveAnn(ann: AnnOptions = {}): ResolvedAnn {
+  const type = ann.type ?? ANN_DEFAULTS.type;
+  const base = type === 'hnsw_sq' ? HNSW_SQ_DEFAULTS : IVF_PQ_DEFAULTS;
+  const defined = Object.fromEntries(Object.entries(ann).filter(([, v]) => v !== undefined)) as AnnOptions;
+  return { ...base, ...defined, type };
+}
 
 export interface AnnInfo {
   name: string;
@@ -59,7 +75,7 @@ function largestDivisorAtMost(n: number, max: number): number {
  */
 export function annBuildParams(rows: number, dim: number, ann: AnnOptions = {}): { numPartitions: number; numSubVectors?: number } {
   if ((ann.type ?? ANN_DEFAULTS.type) === 'hnsw_sq') {
-    return { numPartitions: ann.numPartitions ?? Math.max(1, Math.round(rows / 100_000)) };
+    return { numPartitions: ann.numPartitions ?? Math.max(1, Math.ceil(rows / 2_000_000)) };
   }
   return {
     numPartitions: ann.numPartitions ?? Math.max(1, Math.min(Math.round(Math.sqrt(rows)), Math.floor(rows / 256))),

@@ -13,7 +13,7 @@
  * `embedder.ts`, `errors.ts`. `Index` below is the facade over them.
  */
 import type * as lancedb from '@lancedb/lancedb';
-import { ANN_DEFAULTS, type AnnInfo, type ResolvedAnn, annInfo, optimize } from './ann.js';
+import { type AnnInfo, type ResolvedAnn, annInfo, optimize, resolveAnn } from './ann.js';
 import type { DuplicateGroup, DuplicatesOptions } from './duplicates.js';
 import { findDuplicates } from './duplicates.js';
 import type { Embedder } from './embedder.js';
@@ -28,7 +28,8 @@ export { ThumbnailEmbedder, LazyEmbedder, type LazyEmbedderOptions } from './emb
 export { IndexError, type IndexErrorCode } from './errors.js';
 export { writeDuplicatesReport, groupPairs, exactPairs, UnionFind, type DuplicateGroup, type DuplicateMember, type DuplicatesOptions } from './duplicates.js';
 export { tableName, rowId, indexSchema, rowsToArrow, columnsToArrow, sanitizeName, modelTag, type IndexRow, type IndexRecord } from './schema.js';
-export { ANN_DEFAULTS, annBuildParams, type AnnOptions, type AnnInfo } from './ann.js';
+export { ANN_DEFAULTS, IVF_PQ_DEFAULTS, HNSW_SQ_DEFAULTS, resolveAnn, annBuildParams, type AnnOptions, type AnnInfo } from './ann.js';
+export { embeddingMap, pca, type EmbeddingMap, type EmbeddingMapOptions, type PcaResult } from './projection.js';
 export { planUpdate, type FileStat, type PlannedFile, type PlannedEmbed, type StoredRow, type UpdatePlan } from './plan.js';
 export { scanImages, type FileEntry, type ScanOptions, type UpdateOptions, type UpdateProgress, type UpdateResult } from './sync.js';
 export type { Query, SearchHit, SearchOptions, SimilarOptions } from './query.js';
@@ -53,7 +54,7 @@ export class Index implements IndexCore {
     this.dim = o.embedder.dim;
     this.readOnly = o.readOnly ?? false;
     this.annThreshold = o.annThreshold ?? 100_000;
-    this.ann = { ...ANN_DEFAULTS, ...o.ann };
+    this.ann = resolveAnn(o.ann);
     this.tableName = name;
     this.#conn = conn;
     this.#table = table;
