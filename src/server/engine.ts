@@ -12,9 +12,7 @@
 import path from 'node:path';
 import { decodeImage } from '../data/decode.js';
 import { loadEmbedder, type LoadedEmbedder } from '../cli/embedders.js';
-import { Index, IndexError, LazyEmbedder, scanImages, type IndexInfo } from '../search/index.js';
-// TEMPORARY (issue 21): the lead switches this to '../search/projection.js' (h21s) at merge; same signature.
-import { embeddingMap } from './map_fallback.js';
+import { Index, IndexError, LazyEmbedder, embeddingMap, scanImages, type IndexInfo } from '../search/index.js';
 import type { Model } from '../api/model.js';
 
 /** Largest pixel count an uploaded image may decode to (against decompression bombs). */
