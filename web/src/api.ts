@@ -66,3 +66,9 @@ export const PALETTE = ['#7c9cff', '#ff7ab6', '#4ade80', '#fbbf24', '#38bdf8', '
 
 /** Disposers of the current page (timers, event sources), run when the route changes. */
 export const cleanup: (() => void)[] = [];
+
+/** Re-renders the current page after `ms`, unless the route changes first (the timer is a page's disposer). */
+export function rerenderSoon(ms: number): void {
+  const t = setTimeout(() => window.dispatchEvent(new HashChangeEvent('hashchange')), ms);
+  cleanup.push(() => clearTimeout(t));
+}

@@ -1,5 +1,5 @@
 // Runs list, run page (live curves over SSE, config, checkpoints, export, job), compare.
-import { api, el, ago, pct, bytes, cleanup, toast, withToken } from './api';
+import { api, el, ago, pct, bytes, cleanup, rerenderSoon, toast, withToken } from './api';
 import { lineChart } from './charts';
 
 interface Run { name: string; method: string | null; data: string | null; backbone: string | null; epochs: number | null; epochsDone: number; lastLoss: number | null; bestKnn: number | null; status: string; updated: number; checkpoints: { name: string; size: number }[]; job: string | null; error: string | null }
@@ -80,14 +80,14 @@ export async function runPage(app: HTMLElement, name: string): Promise<void> {
     rows.length = d.from;
     rows.push(...d.rows);
     // the run folder did not exist when the page loaded: reload once for its config
-    if (config === null && rows.length > 0 && !reloaded) { reloaded = true; setTimeout(() => window.dispatchEvent(new HashChangeEvent('hashchange')), 200); }
-    app.dataset.points = String(rows.length);
+    if (config === null && rows.length > 0 && !reloaded) { reloaded = true; rerenderSoon(200); }
+    document.getElementById('app')!.dataset.points = String(rows.length);
     render();
   });
   es.addEventListener('status', (e) => {
     const d = JSON.parse((e as MessageEvent).data) as { status: string; progress: string | null; error: string | null };
     // the job ended: reload the page once so checkpoints and export show what it wrote
-    if (summary.status === 'running' && d.status !== 'running') { summary.status = d.status; setTimeout(() => window.dispatchEvent(new HashChangeEvent('hashchange')), 400); }
+    if (summary.status === 'running' && d.status !== 'running') { summary.status = d.status; rerenderSoon(400); }
     status.replaceChildren(pill(d.status));
     progressText.textContent = d.progress ?? '';
     cancel.style.display = d.status === 'running' && summary.job ? '' : 'none';
