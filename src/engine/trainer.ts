@@ -37,6 +37,8 @@ import { Progress } from './progress.js';
 import { fit, type EpochRow, type LoopCallbacks } from './loop.js';
 import { activeContext, type DistributedContext } from '../distributed/context.js';
 import { DistributedSampler } from '../distributed/sampler.js';
+import { DyadError } from '../errors.js';
+import { GradScaler } from '../optim/grad_scaler.js';
 
 export interface EpochMetrics extends EpochRow {
   /** kNN top-1 of the monitor (0..1), when it ran this epoch, and the number of images in its bank. */
@@ -109,6 +111,38 @@ function buildOptimizer(c: TrainConfig, method: SelfSupervisedMethod, worldSize 
   }
 }
 
+/** Fails at once when `device` names CUDA and this libtorch has none (before any data is loaded). */
+export function checkDevice(device: string): void {
+  if (device !== 'cpu' && !torch.cudaIsAvailable()) {
+    throw new DyadError('DIST_UNAVAILABLE', `--device ${device} (TrainConfig.device): this libtorch has no CUDA or sees no GPU (cuda.isAvailable() is false). ` +
+      'Build the addon against a CUDA libtorch: install a CUDA torch (pip install torch), then LIBTORCH_USE_PYTORCH=1 npm run build:native; or train with --device cpu');
+  }
+}
+
+/**
+ * Mixed precision for the loop (`amp`): the method's `trainingStep` runs under `torch.autocast`;
+ * with 'fp16' its loss carries gradient `scale` (value unchanged: loss + (s·loss − s·loss.detach()))
+ * and the optimizer's step unscales, skips on inf/NaN and updates the `GradScaler`. Returns the undo.
+ */
+function useAmp(c: TrainConfig, method: SelfSupervisedMethod, optimizer: Optimizer<any>): () => void {
+  if (c.amp === 'none') return () => {};
+  const trainingStep = method.trainingStep.bind(method);
+  const opts = { deviceType: c.device === 'cpu' ? 'cpu' as const : 'cuda' as const, dtype: c.amp === 'bf16' ? 'bfloat16' as const : 'float16' as const };
+  const scaler = c.amp === 'fp16' ? new GradScaler() : null;
+  method.trainingStep = (b, ctx) => {
+    const loss = torch.autocast(opts, () => trainingStep(b, ctx));
+    if (!scaler) return loss;
+    const scaled = scaler.scale(loss);
+    return loss.detach().add(scaled.sub(scaled.detach()));
+  };
+  const step = optimizer.step.bind(optimizer);
+  if (scaler) optimizer.step = () => { scaler.step({ paramGroups: optimizer.paramGroups, step }); scaler.update(); };
+  return () => {
+    delete (method as { trainingStep?: unknown }).trainingStep;
+    delete (optimizer as { step?: unknown }).step;
+  };
+}
+
 const CSV_COLUMNS: (keyof EpochMetrics)[] = ['epoch', 'loss', 'lr', 'img_per_s', 'knn_top1', 'knn_bank', 'time_s'];
 
 /** The steps of an epoch (whole batches, capped by `maxStepsPerEpoch`) and of the run. */
@@ -143,6 +177,7 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
     if (resumeFrom) disposeCheckpoint(resumeFrom);
     throw e;
   }
+  checkDevice(config.device);
   if (config.threads > 0) torch.setNumThreads(config.threads);
   torch.manualSeed(config.seed);
 
@@ -151,6 +186,8 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
   config.imageSize = data.imageSize;
   config.channels = data.channels;
   const method = buildMethod(config);
+  const device = config.device;
+  if (device !== 'cpu') method.to(device);
   const dist = activeContext(hooks.distributed);
   dist?.prepare?.(method);
   if (!resumeFrom) hooks.init?.(method);
@@ -166,15 +203,17 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
   const loader = new DataLoader(data.train, { batchSize: config.batch, shuffle: !sampler, sampler, seed: config.seed, dropLast: true,
     imageSize: data.imageSize, channels: data.channels, fit: 'cover' });
   const useKnn = data.knn !== null && config.knnEvery > 0;
+  const undoAmp = useAmp(config, method, optimizer);
   // distributed: `images` is the global batch (gatherBatch) and `rows` this rank's rows of it
   const views = (images: Tensor, rows?: Tensor): Tensor[] => {
     let v = transform.forward(images);
     if (rows) v = v.map((x) => x.indexSelect(0, rows));
+    if (device !== 'cpu') v = v.map((x) => x.pinMemory().to(device, { nonBlocking: true }));
     return config.channelsLast ? v.map((x) => x.contiguous('channelsLast')) : v;
   };
   try {
     // SupCon and Triplet take the views with the images' labels (LabelledViews); the others the views
-    const build = (images: Tensor, labels: Tensor, rows?: Tensor): Tensor[] | LabelledViews => (method.usesLabels ? { views: views(images, rows), labels } : views(images, rows));
+    const build = (images: Tensor, labels: Tensor, rows?: Tensor): Tensor[] | LabelledViews => (method.usesLabels ? { views: views(images, rows), labels: labels.to(device) } : views(images, rows));
     const r = await fit<Tensor[] | LabelledViews, EpochMetrics>({
       method, optimizer, scheduler, epochs: config.epochs, stepsPerEpoch, totalSteps,
       // a streamed batch whose files were nearly all skipped as unreadable can be smaller: batch norm needs 2
@@ -208,7 +247,7 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
         const extra: Partial<EpochMetrics> = method instanceof Triplet ? { active_fraction: method.activeFraction } : {};
         if (!useKnn || !((epoch + 1) % config.knnEvery === 0 || last)) return extra;
         const knn = data.knn!;
-        const knn_top1 = knnMonitor((x) => method.embed(x), knn, { mean: data.mean, std: data.std, k: config.knnK, temperature: config.knnTemperature });
+        const knn_top1 = knnMonitor((x) => (device === 'cpu' ? method.embed(x) : method.embed(x.to(device)).to('cpu')), knn, { mean: data.mean, std: data.std, k: config.knnK, temperature: config.knnTemperature });
         return { ...extra, knn_top1, knn_bank: knn.bankIndices.length };
       },
       run: {
@@ -224,6 +263,7 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
     });
     return { config, metrics: r.metrics, best: r.best, lastPath: r.lastPath!, bestPath: r.bestPath!, method };
   } finally {
+    undoAmp();
     loader.close();
     if (!hooks.data) disposeTrainData(data);
   }
