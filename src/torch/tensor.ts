@@ -4,7 +4,7 @@
  * Memory is explicit: see `scope.ts`. Using a disposed tensor throws `DisposedTensorError`.
  */
 import { N, type Handle } from './native.js';
-import { DisposedTensorError } from './errors.js';
+import { DisposedTensorError, DyadError } from './errors.js';
 import { track, type Owned } from './scope.js';
 import type { DType, Device, TypedArray } from './dtype.js';
 
@@ -203,7 +203,10 @@ export class Tensor implements Owned {
   bool(): Tensor { return this.to('bool'); }
   cpu(): Tensor { return this.to('cpu'); }
   /** A copy in page-locked (pinned) host memory, for `to('cuda', { nonBlocking: true })`; needs a CUDA libtorch (PyTorch's `pin_memory()`). */
-  pinMemory(): Tensor { return wrap(N.pinMemory(this.handle)); }
+  pinMemory(): Tensor {
+    if (!N.cudaIsAvailable()) throw new DyadError('DIST_UNAVAILABLE', 'pinMemory: pinned host memory needs CUDA: this libtorch has no CUDA or sees no GPU (cuda.isAvailable() is false)');
+    return wrap(N.pinMemory(this.handle));
+  }
   /** True when the tensor lives in pinned host memory (always false in a CPU-only libtorch). */
   isPinned(): boolean { return N.isPinned(this.handle); }
   cuda(index = 0): Tensor { return this.to(`cuda:${index}`); }
