@@ -100,6 +100,11 @@ test('SimCLR with amp bf16 on the CPU: finite losses that go down; fp16 on the C
   assert.ok(losses.length >= 9 && losses.every(Number.isFinite), `losses ${losses}`);
   const mean = (xs: number[]): number => xs.reduce((s, x) => s + x, 0) / xs.length;
   assert.ok(mean(losses.slice(-3)) < mean(losses.slice(0, 3)), `first ${losses.slice(0, 3)} last ${losses.slice(-3)}`);
+  // the same first steps in float32: close, not equal (autocast did run the convolutions in bfloat16)
+  const fp32: number[] = [];
+  await train({ ...r.config, amp: 'none', epochs: 1, maxStepsPerEpoch: 2, out: path.join(root, 'fp32') }, { silent: true, onStepEnd: (s) => { fp32.push(s.loss); } });
+  assert.notEqual(fp32[0], losses[0]);
+  assert.ok(Math.abs(fp32[0]! - losses[0]!) < 0.05 * fp32[0]!, `fp32 ${fp32[0]} bf16 ${losses[0]}`);
   assert.equal(Object.hasOwn(r.method, 'trainingStep'), false, 'the autocast wrapper is removed after training');
   assert.throws(() => resolveConfig({ amp: 'fp16' }), /needs --device cuda/);
   assert.throws(() => resolveConfig({ amp: 'fp8' as never }), /amp/);
