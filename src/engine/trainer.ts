@@ -186,9 +186,10 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
   config.imageSize = data.imageSize;
   config.channels = data.channels;
   const method = buildMethod(config);
-  const device = config.device;
-  if (device !== 'cpu') method.to(device);
   const dist = activeContext(hooks.distributed);
+  // 'cuda' in a distributed run: one GPU per process of a node, cuda:LOCAL_RANK (torchrun's convention)
+  const device = config.device === 'cuda' && dist ? `cuda:${dist.localRank}` : config.device;
+  if (device !== 'cpu') method.to(device);
   dist?.prepare?.(method);
   if (!resumeFrom) hooks.init?.(method);
   if (config.channelsLast) method.to({ memoryFormat: 'channelsLast' });
