@@ -6,7 +6,8 @@ import path from 'node:path';
 import * as torch from '../src/torch/index.js';
 import { GradScaler } from '../src/optim/grad_scaler.js';
 import { SGD } from '../src/optim/index.js';
-import { train } from '../src/engine/trainer.js';
+import { train, withGradScaler } from '../src/engine/trainer.js';
+import { optimizerStep } from '../src/engine/step.js';
 import { resolveConfig } from '../src/engine/config.js';
 import { lcg } from './helpers/rng.js';
 import { writeShapeFolder } from './helpers/images.js';
@@ -108,4 +109,29 @@ test('SimCLR with amp bf16 on the CPU: finite losses that go down; fp16 on the C
   assert.equal(Object.hasOwn(r.method, 'trainingStep'), false, 'the autocast wrapper is removed after training');
   assert.throws(() => resolveConfig({ amp: 'fp16' }), /needs --device cuda/);
   assert.throws(() => resolveConfig({ amp: 'fp8' as never }), /amp/);
+});
+
+test("the trainer's fp16 wiring (withGradScaler): loss value unchanged, unscaled gradients, an overflowing step skipped and the scale halved", () => {
+  torch.scope(() => {
+    const p = torch.tensor([1, 2, 3]).requiresGrad_();
+    const opt = new SGD([p], { lr: 0.1 });
+    const scaler = new GradScaler({ initScale: 2 ** 16 });
+    let factor = 1;
+    const method = { trainingStep: (_b: unknown, _c: unknown) => p.mul(p).sum().mul(factor) };
+    const undo = withGradScaler(method, opt, scaler);
+    // the loop's step: the value is the loss (not × 65536) and p moves by lr · 2p (unscaled)
+    assert.equal(optimizerStep(method.trainingStep(null, null), opt), 14);
+    assert.deepEqual([...p.detach().toFloat32Array()].map((v) => Number(v.toFixed(5))), [0.8, 1.6, 2.4]);
+    assert.equal(scaler.getScale(), 2 ** 16);
+    // a finite loss whose scaled gradient overflows float32 (1e35 · 2·p · 65536 > 3.4e38): skipped, scale halved
+    factor = 1e35;
+    const value = optimizerStep(method.trainingStep(null, null), opt);
+    assert.ok(Number.isFinite(value) && Math.abs(value / (1e35 * (0.64 + 2.56 + 5.76)) - 1) < 1e-5, `value ${value}`);
+    assert.deepEqual([...p.detach().toFloat32Array()].map((v) => Number(v.toFixed(5))), [0.8, 1.6, 2.4], 'no step');
+    assert.equal(scaler.getScale(), 2 ** 15);
+    undo();
+    assert.equal(Object.hasOwn(opt, 'step'), false);
+    assert.equal(Object.hasOwn(method, 'trainingStep'), true, "the method's own trainingStep is back");
+    assert.equal(optimizerStep(method.trainingStep(null, null), opt) > 1e35, true);
+  });
 });

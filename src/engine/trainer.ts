@@ -120,25 +120,39 @@ export function checkDevice(device: string): void {
 }
 
 /**
- * Mixed precision for the loop (`amp`): the method's `trainingStep` runs under `torch.autocast`;
- * with 'fp16' its loss carries gradient `scale` (value unchanged: loss + (s·loss − s·loss.detach()))
- * and the optimizer's step unscales, skips on inf/NaN and updates the `GradScaler`. Returns the undo.
+ * Mixed precision for the loop (`amp`): the method's `trainingStep` runs under `torch.autocast`,
+ * and with 'fp16' through `withGradScaler`. Returns the undo.
  */
 function useAmp(c: TrainConfig, method: SelfSupervisedMethod, optimizer: Optimizer<any>): () => void {
   if (c.amp === 'none') return () => {};
   const trainingStep = method.trainingStep.bind(method);
   const opts = { deviceType: c.device === 'cpu' ? 'cpu' as const : 'cuda' as const, dtype: c.amp === 'bf16' ? 'bfloat16' as const : 'float16' as const };
-  const scaler = c.amp === 'fp16' ? new GradScaler() : null;
+  method.trainingStep = (b, ctx) => torch.autocast(opts, () => trainingStep(b, ctx));
+  const undoScaler = c.amp === 'fp16' ? withGradScaler(method, optimizer, new GradScaler()) : () => {};
+  return () => {
+    undoScaler();
+    delete (method as { trainingStep?: unknown }).trainingStep;
+  };
+}
+
+/**
+ * Loss scaling without touching the loop: `trainingStep`'s loss gets gradient `scale` with its
+ * value unchanged (loss + s·(loss − loss.detach())), and the optimizer's `step` unscales,
+ * skips on inf/NaN and updates the scaler. Returns the undo (the methods' own again).
+ */
+export function withGradScaler(method: { trainingStep(b: any, ctx: any): Tensor }, optimizer: Optimizer<any>, scaler: GradScaler): () => void {
+  const had = Object.hasOwn(method, 'trainingStep');
+  const trainingStep = method.trainingStep.bind(method);
   method.trainingStep = (b, ctx) => {
-    const loss = torch.autocast(opts, () => trainingStep(b, ctx));
-    if (!scaler) return loss;
-    const scaled = scaler.scale(loss);
-    return loss.detach().add(scaled.sub(scaled.detach()));
+    const loss = trainingStep(b, ctx);
+    // (loss − loss.detach()) is exactly 0 with gradient 1: × scale stays 0 (finite however large the loss)
+    return loss.detach().add(scaler.scale(loss.sub(loss.detach())));
   };
   const step = optimizer.step.bind(optimizer);
-  if (scaler) optimizer.step = () => { scaler.step({ paramGroups: optimizer.paramGroups, step }); scaler.update(); };
+  optimizer.step = () => { scaler.step({ paramGroups: optimizer.paramGroups, step }); scaler.update(); };
   return () => {
-    delete (method as { trainingStep?: unknown }).trainingStep;
+    if (had) method.trainingStep = trainingStep;
+    else delete (method as { trainingStep?: unknown }).trainingStep;
     delete (optimizer as { step?: unknown }).step;
   };
 }
