@@ -117,15 +117,20 @@ test("the trainer's fp16 wiring (withGradScaler): loss value unchanged, unscaled
     const opt = new SGD([p], { lr: 0.1 });
     const scaler = new GradScaler({ initScale: 2 ** 16 });
     let factor = 1;
-    const method = { trainingStep: (_b: unknown, _c: unknown) => p.mul(p).sum().mul(factor) };
+    const seen: number[][] = [];
+    const method = {
+      trainingStep: (_b: unknown, _c: unknown) => p.mul(p).sum().mul(factor),
+      beforeOptimizerStep: (_c: unknown) => { seen.push([...p.grad!.toFloat32Array()]); },
+    };
     const undo = withGradScaler(method, opt, scaler);
-    // the loop's step: the value is the loss (not × 65536) and p moves by lr · 2p (unscaled)
-    assert.equal(optimizerStep(method.trainingStep(null, null), opt), 14);
+    // the loop's step: the value is the loss (not × 65536), clipping sees 2p, and p moves by lr · 2p (unscaled)
+    assert.equal(optimizerStep(method.trainingStep(null, null), opt, () => method.beforeOptimizerStep(null)), 14);
+    assert.deepEqual(seen, [[2, 4, 6]]);
     assert.deepEqual([...p.detach().toFloat32Array()].map((v) => Number(v.toFixed(5))), [0.8, 1.6, 2.4]);
     assert.equal(scaler.getScale(), 2 ** 16);
     // a finite loss whose scaled gradient overflows float32 (1e35 · 2·p · 65536 > 3.4e38): skipped, scale halved
     factor = 1e35;
-    const value = optimizerStep(method.trainingStep(null, null), opt);
+    const value = optimizerStep(method.trainingStep(null, null), opt, () => method.beforeOptimizerStep(null));
     assert.ok(Number.isFinite(value) && Math.abs(value / (1e35 * (0.64 + 2.56 + 5.76)) - 1) < 1e-5, `value ${value}`);
     assert.deepEqual([...p.detach().toFloat32Array()].map((v) => Number(v.toFixed(5))), [0.8, 1.6, 2.4], 'no step');
     assert.equal(scaler.getScale(), 2 ** 15);

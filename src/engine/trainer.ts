@@ -137,22 +137,31 @@ function useAmp(c: TrainConfig, method: SelfSupervisedMethod, optimizer: Optimiz
 
 /**
  * Loss scaling without touching the loop: `trainingStep`'s loss gets gradient `scale` with its
- * value unchanged (loss + s·(loss − loss.detach())), and the optimizer's `step` unscales,
+ * value unchanged (loss + s·(loss − loss.detach())); `beforeOptimizerStep` (gradient clipping)
+ * sees unscaled gradients (PyTorch's `unscale_` before clipping), and the optimizer's `step`
  * skips on inf/NaN and updates the scaler. Returns the undo (the methods' own again).
  */
-export function withGradScaler(method: { trainingStep(b: any, ctx: any): Tensor }, optimizer: Optimizer<any>, scaler: GradScaler): () => void {
-  const had = Object.hasOwn(method, 'trainingStep');
+export function withGradScaler(method: { trainingStep(b: any, ctx: any): Tensor; beforeOptimizerStep?(ctx: any): void }, optimizer: Optimizer<any>, scaler: GradScaler): () => void {
+  const own = { trainingStep: Object.hasOwn(method, 'trainingStep'), beforeOptimizerStep: Object.hasOwn(method, 'beforeOptimizerStep') };
   const trainingStep = method.trainingStep.bind(method);
+  const beforeOptimizerStep = method.beforeOptimizerStep?.bind(method);
+  const target = { paramGroups: optimizer.paramGroups, step: optimizer.step.bind(optimizer) };
   method.trainingStep = (b, ctx) => {
     const loss = trainingStep(b, ctx);
     // (loss − loss.detach()) is exactly 0 with gradient 1: × scale stays 0 (finite however large the loss)
     return loss.detach().add(scaler.scale(loss.sub(loss.detach())));
   };
-  const step = optimizer.step.bind(optimizer);
-  optimizer.step = () => { scaler.step({ paramGroups: optimizer.paramGroups, step }); scaler.update(); };
+  method.beforeOptimizerStep = (ctx) => {
+    scaler.unscale_(target);
+    beforeOptimizerStep?.(ctx);
+  };
+  optimizer.step = () => { scaler.step(target); scaler.update(); };
   return () => {
-    if (had) method.trainingStep = trainingStep;
-    else delete (method as { trainingStep?: unknown }).trainingStep;
+    for (const k of ['trainingStep', 'beforeOptimizerStep'] as const) {
+      if (!own[k]) delete (method as Record<string, unknown>)[k];
+    }
+    if (own.trainingStep) method.trainingStep = trainingStep;
+    if (own.beforeOptimizerStep) method.beforeOptimizerStep = beforeOptimizerStep;
     delete (optimizer as { step?: unknown }).step;
   };
 }
