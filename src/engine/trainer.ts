@@ -182,11 +182,11 @@ function pkSampler(train: TrainData['train'], c: TrainConfig): PKBatchSampler {
   return new PKBatchSampler(train.labels, { p: c.batch / c.samplesPerClass, k: c.samplesPerClass, seed: c.seed });
 }
 
-/** The config to continue: the checkpoint's, with the caller's epochs and out. */
+/** The config to continue: the checkpoint's, with the caller's epochs and out (and device and amp, when given: another machine may resume). */
 function resumeConfig(checkpoint: Checkpoint, options: Partial<TrainConfig>): TrainConfig {
   const saved = savedTrainConfig(checkpoint.meta.config);
   const { mean: _m, std: _s, ...savedConfig } = saved;
-  return resolveConfig(savedConfig as Partial<TrainConfig>, { epochs: options.epochs, out: options.out ?? saved.out as string });
+  return resolveConfig(savedConfig as Partial<TrainConfig>, { epochs: options.epochs, out: options.out ?? saved.out as string, device: options.device, amp: options.amp });
 }
 
 export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHooks = {}): Promise<TrainResult> {
