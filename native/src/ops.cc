@@ -10,6 +10,8 @@
 // Keep to the C++ API that both libtorch 1.13 (Debian) and 2.x have.
 #include "handle.h"
 
+#include <ATen/autocast_mode.h>
+
 namespace dyad {
 namespace {
 
@@ -41,6 +43,31 @@ at::Tensor conv2dPadOp(Args& a) {
   return at::conv2d(a.t(0), a.t(1), a.ot(2), a.il(3), a.str(4), a.il(5), a.i64(6));
 }
 
+// Mixed precision (torch.autocast): libtorch's thread-local autocast state, per device type.
+// 'cuda' is at::autocast's GPU state (set_enabled / autocast_gpu_dtype), 'cpu' its CPU state.
+void autocastSet(const std::string& device, bool enabled, at::ScalarType dtype) {
+  if (device == "cuda") {
+    at::autocast::set_enabled(enabled);
+    at::autocast::set_autocast_gpu_dtype(dtype);
+  } else if (device == "cpu") {
+    at::autocast::set_cpu_enabled(enabled);
+    at::autocast::set_autocast_cpu_dtype(dtype);
+  } else {
+    throw std::invalid_argument("autocast: deviceType must be 'cpu' or 'cuda', got '" + device + "'");
+  }
+}
+bool autocastIsEnabled(const std::string& device) {
+  return device == "cuda" ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+}
+// Entering a region increments the nesting; leaving the outermost one clears the cast cache.
+void autocastNest(bool enter) {
+  if (enter) {
+    at::autocast::increment_nesting();
+  } else if (at::autocast::decrement_nesting() == 0) {
+    at::autocast::clear_cache();
+  }
+}
+
 const std::vector<OpEntry> kOps = {
     // ---- creation -------------------------------------------------------------------
     OP("zeros", at::zeros(a.il(0), a.opts(1))),
@@ -65,6 +92,12 @@ const std::vector<OpEntry> kOps = {
     // ---- conversion and copies ------------------------------------------------------
     OP("toDtype", a.t(0).to(a.dt(1))),
     OP("toDevice", a.t(0).to(parseDevice(a.str(1)))),
+    OP("toDeviceNonBlocking", a.t(0).to(parseDevice(a.str(1)), a.t(0).scalar_type(), a.b(2))),
+    OP("pinMemory", a.t(0).pin_memory()),
+    OP("isPinned", a.t(0).is_pinned()),
+    OPV("autocastSet", autocastSet(a.str(0), a.b(1), a.dt(2))),
+    OP("autocastIsEnabled", autocastIsEnabled(a.str(0))),
+    OPV("autocastNest", autocastNest(a.b(0))),
     OP("contiguous", a.t(0).contiguous(a.mf(1))),
     OP("clone", at::clone(a.t(0), a.has(1) ? c10::optional<at::MemoryFormat>(a.mf(1)) : c10::nullopt)),
     OP("detach", a.t(0).detach()),

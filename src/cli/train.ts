@@ -65,6 +65,8 @@ export function registerTrainCommands(p: Command): void {
     .addOption(new Option('--cache <mode>', 'folder data: decode all images into memory (true), decode each batch from the files while training (false), or true when they fit in a quarter of the RAM (auto)').choices(['auto', 'true', 'false']).default('auto'))
     .option('--out <dir>', 'run folder', 'runs/train')
     .option('--resume', 'continue the run in --out from last.safetensors')
+    .option('--device <name>', "cpu, cuda or cuda:N: where the model and batches live (CUDA needs a CUDA libtorch; README: Scale out)")
+    .addOption(new Option('--amp <mode>', 'mixed precision: bf16 (autocast bfloat16, CPU or CUDA) or fp16 (float16 + gradient scaler, CUDA only)').choices(['none', 'bf16', 'fp16']))
     .option('--nproc-per-node <n>', 'start N worker processes here, as torchrun (README: Scale out)', intArg('--nproc-per-node', 1))
     .option('--nnodes <n>', 'with --nproc-per-node: nodes in the job (default 1)', intArg('--nnodes', 1))
     .option('--node-rank <n>', 'with --nproc-per-node: this node\'s index (default 0)', intArg('--node-rank', 0))
@@ -86,7 +88,7 @@ export function registerTrainCommands(p: Command): void {
         emaMomentum: o.emaMomentum, teacherTemperature: o.teacherTemperature, warmupTeacherEpochs: o.warmupTeacherEpochs, margin: o.margin, mining: o.mining, samplesPerClass: o.samplesPerClass,
         featureStages: o.featureStages, featureGrid: o.featureGrid, localViews: o.localViews, localSize: o.localSize, localMinScale: o.localMinScale, localMaxScale: o.localMaxScale,
         cjStrength: o.cjStrength, blur: o.blur, seed: o.seed, threads: o.threads, knnEvery: o.knnEvery, maxStepsPerEpoch: o.maxStepsPerEpoch,
-        channelsLast: o.channelsLast, concatViews: o.concatViews, headLayers: o.headLayers ? (Number(o.headLayers) as 2 | 3) : undefined, loss: o.loss, cache: o.cache === 'auto' ? 'auto' : o.cache === 'true', out: o.out,
+        channelsLast: o.channelsLast, concatViews: o.concatViews, headLayers: o.headLayers ? (Number(o.headLayers) as 2 | 3) : undefined, loss: o.loss, cache: o.cache === 'auto' ? 'auto' : o.cache === 'true', out: o.out, device: o.device, amp: o.amp,
       }, { resume: Boolean(o.resume), distributed });
       await distributed?.close?.();
       if (distributed && !distributed.isMain) return;

@@ -112,7 +112,12 @@ export interface TrainConfig {
    * the default). See `engine/data.ts`.
    */
   cache: CacheMode;
+  /** Where the model and each batch live: 'cpu', 'cuda' or 'cuda:N' (CUDA needs a CUDA libtorch; README: Scale out). */
+  device: string;
+  /** Mixed precision: 'none', 'bf16' (autocast bfloat16, CPU or CUDA) or 'fp16' (autocast float16 with a GradScaler; CUDA only). */
+  amp: AmpMode;
 }
+export type AmpMode = 'none' | 'bf16' | 'fp16';
 
 export function defaultConfig(): TrainConfig {
   return {
@@ -120,6 +125,7 @@ export function defaultConfig(): TrainConfig {
     optimizer: 'sgd', lr: 0.12, momentum: 0.9, weightDecay: 5e-4, warmupEpochs: 0, temperature: 0.5,
     memoryBankSize: 4096, emaMomentum: 0.99, teacherTemperature: 0.04, warmupTeacherEpochs: 0, margin: 0.2, mining: 'batch-hard', samplesPerClass: 4, concatViews: true, headLayers: 3, loss: 'ntxent', minScale: 0.2, localViews: 0, localSize: 0, localMinScale: 0.05, localMaxScale: 0.2, cjStrength: 0.5, blur: 0, seed: 0, out: 'runs/train',
     knnEvery: 1, knnK: 200, knnTemperature: 0.1, knnBankSize: 0, threads: 0, maxStepsPerEpoch: 0, channelsLast: true, cache: 'auto',
+    device: 'cpu', amp: 'none',
   };
 }
 
@@ -185,6 +191,9 @@ export function validateTrainConfig(c: TrainConfig): TrainConfig {
   oneOf('stem', ['auto', ...RESNET_STEMS]);
   oneOf('cache', ['true', 'false', 'auto']);
   oneOf('loss', SIMCLR_LOSSES);
+  oneOf('amp', ['none', 'bf16', 'fp16']);
+  if (c.amp === 'fp16' && c.device === 'cpu') throw new RangeError("amp 'fp16' (--amp fp16) needs --device cuda: libtorch's CPU autocast runs bfloat16; use --amp bf16 on the CPU");
+  if (!/^(cpu|cuda(:\d+)?)$/.test(String(c.device))) throw new RangeError(`device must be 'cpu', 'cuda' or 'cuda:N', got '${String(c.device)}'`);
   if (c.loss !== 'ntxent' && c.method !== 'simclr') throw new RangeError(`loss '${c.loss}' is a SimCLR option; ${c.method} uses NT-Xent with its queue`);
   if (typeof c.cache === 'string' && c.cache !== 'auto') c.cache = c.cache === 'true'; // from a CLI flag or JSON
   const positiveInt = (k: keyof TrainConfig, min = 1): void => check.int(k, c[k], min);

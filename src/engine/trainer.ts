@@ -37,6 +37,8 @@ import { Progress } from './progress.js';
 import { fit, type EpochRow, type LoopCallbacks } from './loop.js';
 import { activeContext, type DistributedContext } from '../distributed/context.js';
 import { DistributedSampler } from '../distributed/sampler.js';
+import { DyadError } from '../errors.js';
+import { GradScaler } from '../optim/grad_scaler.js';
 
 export interface EpochMetrics extends EpochRow {
   /** kNN top-1 of the monitor (0..1), when it ran this epoch, and the number of images in its bank. */
@@ -109,6 +111,61 @@ function buildOptimizer(c: TrainConfig, method: SelfSupervisedMethod, worldSize 
   }
 }
 
+/** Fails at once when `device` names CUDA and this libtorch has none (before any data is loaded). */
+export function checkDevice(device: string): void {
+  if (device !== 'cpu' && !torch.cudaIsAvailable()) {
+    throw new DyadError('DIST_UNAVAILABLE', `--device ${device} (TrainConfig.device): this libtorch has no CUDA or sees no GPU (cuda.isAvailable() is false). ` +
+      'Build the addon against a CUDA libtorch: install a CUDA torch (pip install torch), then LIBTORCH_USE_PYTORCH=1 npm run build:native; or train with --device cpu');
+  }
+}
+
+/**
+ * Mixed precision for the loop (`amp`): the method's `trainingStep` runs under `torch.autocast`,
+ * and with 'fp16' through `withGradScaler`. Returns the undo.
+ */
+function useAmp(c: TrainConfig, method: SelfSupervisedMethod, optimizer: Optimizer<any>): () => void {
+  if (c.amp === 'none') return () => {};
+  const trainingStep = method.trainingStep.bind(method);
+  const opts = { deviceType: c.device === 'cpu' ? 'cpu' as const : 'cuda' as const, dtype: c.amp === 'bf16' ? 'bfloat16' as const : 'float16' as const };
+  method.trainingStep = (b, ctx) => torch.autocast(opts, () => trainingStep(b, ctx));
+  const undoScaler = c.amp === 'fp16' ? withGradScaler(method, optimizer, new GradScaler()) : () => {};
+  return () => {
+    undoScaler();
+    delete (method as { trainingStep?: unknown }).trainingStep;
+  };
+}
+
+/**
+ * Loss scaling without touching the loop: `trainingStep`'s loss gets gradient `scale` with its
+ * value unchanged (loss + s·(loss − loss.detach())); `beforeOptimizerStep` (gradient clipping)
+ * sees unscaled gradients (PyTorch's `unscale_` before clipping), and the optimizer's `step`
+ * skips on inf/NaN and updates the scaler. Returns the undo (the methods' own again).
+ */
+export function withGradScaler(method: { trainingStep(b: any, ctx: any): Tensor; beforeOptimizerStep?(ctx: any): void }, optimizer: Optimizer<any>, scaler: GradScaler): () => void {
+  const own = { trainingStep: Object.hasOwn(method, 'trainingStep'), beforeOptimizerStep: Object.hasOwn(method, 'beforeOptimizerStep') };
+  const trainingStep = method.trainingStep.bind(method);
+  const beforeOptimizerStep = method.beforeOptimizerStep?.bind(method);
+  const target = { paramGroups: optimizer.paramGroups, step: optimizer.step.bind(optimizer) };
+  method.trainingStep = (b, ctx) => {
+    const loss = trainingStep(b, ctx);
+    // (loss − loss.detach()) is exactly 0 with gradient 1: × scale stays 0 (finite however large the loss)
+    return loss.detach().add(scaler.scale(loss.sub(loss.detach())));
+  };
+  method.beforeOptimizerStep = (ctx) => {
+    scaler.unscale_(target);
+    beforeOptimizerStep?.(ctx);
+  };
+  optimizer.step = () => { scaler.step(target); scaler.update(); };
+  return () => {
+    for (const k of ['trainingStep', 'beforeOptimizerStep'] as const) {
+      if (!own[k]) delete (method as Record<string, unknown>)[k];
+    }
+    if (own.trainingStep) method.trainingStep = trainingStep;
+    if (own.beforeOptimizerStep) method.beforeOptimizerStep = beforeOptimizerStep;
+    delete (optimizer as { step?: unknown }).step;
+  };
+}
+
 const CSV_COLUMNS: (keyof EpochMetrics)[] = ['epoch', 'loss', 'lr', 'img_per_s', 'knn_top1', 'knn_bank', 'time_s'];
 
 /** The steps of an epoch (whole batches, capped by `maxStepsPerEpoch`) and of the run. */
@@ -125,11 +182,11 @@ function pkSampler(train: TrainData['train'], c: TrainConfig): PKBatchSampler {
   return new PKBatchSampler(train.labels, { p: c.batch / c.samplesPerClass, k: c.samplesPerClass, seed: c.seed });
 }
 
-/** The config to continue: the checkpoint's, with the caller's epochs and out. */
+/** The config to continue: the checkpoint's, with the caller's epochs and out (and device and amp, when given: another machine may resume). */
 function resumeConfig(checkpoint: Checkpoint, options: Partial<TrainConfig>): TrainConfig {
   const saved = savedTrainConfig(checkpoint.meta.config);
   const { mean: _m, std: _s, ...savedConfig } = saved;
-  return resolveConfig(savedConfig as Partial<TrainConfig>, { epochs: options.epochs, out: options.out ?? saved.out as string });
+  return resolveConfig(savedConfig as Partial<TrainConfig>, { epochs: options.epochs, out: options.out ?? saved.out as string, device: options.device, amp: options.amp });
 }
 
 export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHooks = {}): Promise<TrainResult> {
@@ -143,6 +200,7 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
     if (resumeFrom) disposeCheckpoint(resumeFrom);
     throw e;
   }
+  checkDevice(config.device);
   if (config.threads > 0) torch.setNumThreads(config.threads);
   torch.manualSeed(config.seed);
 
@@ -152,6 +210,9 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
   config.channels = data.channels;
   const method = buildMethod(config);
   const dist = activeContext(hooks.distributed);
+  // 'cuda' in a distributed run: one GPU per process of a node, cuda:LOCAL_RANK (torchrun's convention)
+  const device = config.device === 'cuda' && dist ? `cuda:${dist.localRank}` : config.device;
+  if (device !== 'cpu') method.to(device);
   dist?.prepare?.(method);
   if (!resumeFrom) hooks.init?.(method);
   if (config.channelsLast) method.to({ memoryFormat: 'channelsLast' });
@@ -166,15 +227,17 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
   const loader = new DataLoader(data.train, { batchSize: config.batch, shuffle: !sampler, sampler, seed: config.seed, dropLast: true,
     imageSize: data.imageSize, channels: data.channels, fit: 'cover' });
   const useKnn = data.knn !== null && config.knnEvery > 0;
+  const undoAmp = useAmp(config, method, optimizer);
   // distributed: `images` is the global batch (gatherBatch) and `rows` this rank's rows of it
   const views = (images: Tensor, rows?: Tensor): Tensor[] => {
     let v = transform.forward(images);
     if (rows) v = v.map((x) => x.indexSelect(0, rows));
+    if (device !== 'cpu') v = v.map((x) => x.pinMemory().to(device, { nonBlocking: true }));
     return config.channelsLast ? v.map((x) => x.contiguous('channelsLast')) : v;
   };
   try {
     // SupCon and Triplet take the views with the images' labels (LabelledViews); the others the views
-    const build = (images: Tensor, labels: Tensor, rows?: Tensor): Tensor[] | LabelledViews => (method.usesLabels ? { views: views(images, rows), labels } : views(images, rows));
+    const build = (images: Tensor, labels: Tensor, rows?: Tensor): Tensor[] | LabelledViews => (method.usesLabels ? { views: views(images, rows), labels: labels.to(device) } : views(images, rows));
     const r = await fit<Tensor[] | LabelledViews, EpochMetrics>({
       method, optimizer, scheduler, epochs: config.epochs, stepsPerEpoch, totalSteps,
       // a streamed batch whose files were nearly all skipped as unreadable can be smaller: batch norm needs 2
@@ -208,7 +271,7 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
         const extra: Partial<EpochMetrics> = method instanceof Triplet ? { active_fraction: method.activeFraction } : {};
         if (!useKnn || !((epoch + 1) % config.knnEvery === 0 || last)) return extra;
         const knn = data.knn!;
-        const knn_top1 = knnMonitor((x) => method.embed(x), knn, { mean: data.mean, std: data.std, k: config.knnK, temperature: config.knnTemperature });
+        const knn_top1 = knnMonitor((x) => (device === 'cpu' ? method.embed(x) : method.embed(x.to(device)).to('cpu')), knn, { mean: data.mean, std: data.std, k: config.knnK, temperature: config.knnTemperature });
         return { ...extra, knn_top1, knn_bank: knn.bankIndices.length };
       },
       run: {
@@ -224,6 +287,7 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
     });
     return { config, metrics: r.metrics, best: r.best, lastPath: r.lastPath!, bestPath: r.bestPath!, method };
   } finally {
+    undoAmp();
     loader.close();
     if (!hooks.data) disposeTrainData(data);
   }

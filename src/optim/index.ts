@@ -10,3 +10,4 @@ export { clipGradNorm_, clipGradValue_ } from './clip.js';
 export { paramGroupsForWeightDecay, isBiasOrNorm, type WeightDecayGroupsOptions } from './param_groups.js';
 export { LRScheduler, LinearWarmupCosine, StepLR, CosineAnnealingLR, cosineSchedule, type LRSchedulerState, type LinearWarmupCosineOptions } from './lr_scheduler.js';
 export * as lrScheduler from './lr_scheduler.js';
+export { GradScaler, type GradScalerOptions, type GradScalerState } from './grad_scaler.js';

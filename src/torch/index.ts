@@ -11,6 +11,7 @@ export { scope, disposeAll, scopeDepth } from './scope.js';
 export { DyadError, ERROR_CODES, isDyadError, TorchError, DisposedTensorError, type DyadErrorCode } from './errors.js';
 export { type DType, type Device, type TypedArray, DTYPES, itemSize, isFloatingPoint } from './dtype.js';
 export * as functional from './functional.js';
+export { autocast, isAutocastEnabled, type AutocastOptions, type AutocastDevice } from './amp.js';
 export * from './safetensors.js';
 export { writeFileAtomic, isAtomicTempFile, type AtomicData } from './io.js';
 export { saveNpy, loadNpy, toNpy } from './npy.js';

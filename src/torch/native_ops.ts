@@ -100,6 +100,12 @@ export const NATIVE_OP_SIGNATURES = {
   // ---- conversion and copies -----------------------------------------------------------------
   toDtype: 't, dt -> T',
   toDevice: 't, str -> T',
+  toDeviceNonBlocking: 't, str, b -> T',
+  pinMemory: 't -> T',
+  isPinned: 't -> bool',
+  autocastSet: 'str, b, dt -> void',
+  autocastIsEnabled: 'str -> bool',
+  autocastNest: 'b -> void',
   contiguous: 't, omf -> T',
   clone: 't, omf -> T',
   detach: 't -> T',

@@ -4,7 +4,7 @@
  * Memory is explicit: see `scope.ts`. Using a disposed tensor throws `DisposedTensorError`.
  */
 import { N, type Handle } from './native.js';
-import { DisposedTensorError } from './errors.js';
+import { DisposedTensorError, DyadError } from './errors.js';
 import { track, type Owned } from './scope.js';
 import type { DType, Device, TypedArray } from './dtype.js';
 
@@ -177,14 +177,19 @@ export class Tensor implements Owned {
   detach(): Tensor { return wrap(N.detach(this.handle)); }
 
   // ---- conversion -------------------------------------------------------------------------
-  /** `to('float16')`, `to('cuda')`, or `to({ dtype, device })`. */
-  to(target: DType | Device | { dtype?: DType; device?: Device }): Tensor {
+  /**
+   * `to('float16')`, `to('cuda')`, or `to({ dtype, device })`. `nonBlocking` (PyTorch's
+   * `non_blocking=True`): a copy from pinned host memory (`pinMemory()`) to CUDA is queued on the
+   * current stream and returns at once.
+   */
+  to(target: DType | Device | { dtype?: DType; device?: Device }, opts: { nonBlocking?: boolean } = {}): Tensor {
+    const toDevice = (h: Handle, d: Device): Handle => (opts.nonBlocking ? N.toDeviceNonBlocking(h, d, true) : N.toDevice(h, d));
     if (typeof target === 'string') {
       const isDtype = ['float32', 'float64', 'float16', 'bfloat16', 'int64', 'int32', 'int16', 'int8', 'uint8', 'bool'].includes(target);
-      return wrap(isDtype ? N.toDtype(this.handle, target as DType) : N.toDevice(this.handle, target));
+      return wrap(isDtype ? N.toDtype(this.handle, target as DType) : toDevice(this.handle, target));
     }
     let t: Tensor = this;
-    if (target.device !== undefined) t = wrap(N.toDevice(t.handle, target.device));
+    if (target.device !== undefined) t = wrap(toDevice(t.handle, target.device));
     if (target.dtype !== undefined) t = wrap(N.toDtype(t.handle, target.dtype));
     return t === this ? this.alias() : t;
   }
@@ -197,6 +202,13 @@ export class Tensor implements Owned {
   byte(): Tensor { return this.to('uint8'); }
   bool(): Tensor { return this.to('bool'); }
   cpu(): Tensor { return this.to('cpu'); }
+  /** A copy in page-locked (pinned) host memory, for `to('cuda', { nonBlocking: true })`; needs a CUDA libtorch (PyTorch's `pin_memory()`). */
+  pinMemory(): Tensor {
+    if (!N.cudaIsAvailable()) throw new DyadError('DIST_UNAVAILABLE', 'pinMemory: pinned host memory needs CUDA: this libtorch has no CUDA or sees no GPU (cuda.isAvailable() is false)');
+    return wrap(N.pinMemory(this.handle));
+  }
+  /** True when the tensor lives in pinned host memory (always false in a CPU-only libtorch). */
+  isPinned(): boolean { return N.isPinned(this.handle); }
   cuda(index = 0): Tensor { return this.to(`cuda:${index}`); }
   contiguous(memoryFormat: MemoryFormat = 'contiguous'): Tensor { return wrap(N.contiguous(this.handle, memoryFormat)); }
   clone(opts: { memoryFormat?: MemoryFormat } = {}): Tensor { return wrap(N.clone(this.handle, opts.memoryFormat ?? null)); }
