@@ -193,6 +193,26 @@ const quantile = (xs: number[], q: number) => {
 
 type Kind = 'ivf_pq' | 'hnsw_sq' | 'flat';
 
+type QueryOptions = { nprobes?: number; refineFactor?: number; ef?: number; exact?: boolean };
+
+/**
+ * Latency and recall of `truth.length` queries (limit 10): `queries` holds 10 warm-up vectors and
+ * then one per entry of `truth` (the ids of its exact top 10), each `dim` long.
+ */
+async function measureQueries(index: Index, queries: Float32Array, dim: number, truth: Set<string>[], opts: QueryOptions) {
+  for (let i = 0; i < 10; i++) await index.search(queries.subarray(i * dim, (i + 1) * dim), { limit: 10, ...opts }); // warm-up
+  const times: number[] = [];
+  let hit = 0;
+  for (let i = 0; i < truth.length; i++) {
+    const q = queries.subarray((10 + i) * dim, (11 + i) * dim);
+    const t = performance.now();
+    const res = await index.search(q, { limit: 10, ...opts });
+    times.push(performance.now() - t);
+    hit += res.filter((h) => truth[i]!.has(h.id)).length;
+  }
+  return { p50_ms: +quantile(times, 0.5).toFixed(3), p95_ms: +quantile(times, 0.95).toFixed(3), recall_at_10: +(hit / (10 * truth.length)).toFixed(4) };
+}
+
 /**
  * Builds each asked index on the same synthetic vectors (one table per kind in one database),
  * and measures it: build time, p50/p95 query latency (limit 10, after 10 warm-up queries) and
@@ -274,19 +294,7 @@ export async function runSearchBench(args: SearchBenchArgs = {}): Promise<Search
           log(`${kind}: reusing ${existing} rows in ${dbDir}: ${JSON.stringify(await index.annInfo())}`);
         }
 
-        const measure = async (opts: { nprobes?: number; refineFactor?: number; ef?: number; exact?: boolean }) => {
-          for (let i = 0; i < 10; i++) await index.search(queries.subarray(i * dim, (i + 1) * dim), { limit: 10, ...opts }); // warm-up
-          const times: number[] = [];
-          let hit = 0;
-          for (let i = 0; i < nq; i++) {
-            const q = queries.subarray((10 + i) * dim, (11 + i) * dim);
-            const t = performance.now();
-            const res = await index.search(q, { limit: 10, ...opts });
-            times.push(performance.now() - t);
-            hit += res.filter((h) => truth[i]!.has(h.id)).length;
-          }
-          return { p50_ms: +quantile(times, 0.5).toFixed(3), p95_ms: +quantile(times, 0.95).toFixed(3), recall_at_10: +(hit / (10 * nq)).toFixed(4) };
-        };
+        const measure = (opts: QueryOptions) => measureQueries(index, queries, dim, truth, opts);
 
         for (const s of (kind === 'hnsw_sq' ? args.sweepHnsw : kind === 'ivf_pq' ? args.sweepIvf : undefined) ?? []) {
           const [a, b, c] = s.split(':').map(Number);
@@ -427,19 +435,7 @@ export async function runRealSearchBench(args: RealSearchBenchArgs): Promise<Rea
       log(`ingested ${rows} rows in ${ingest_s.toFixed(1)} s`);
       const idOf = (row: number) => (row < sets[0]!.length ? `train-${row}` : `test-${row - sets[0]!.length}`);
       const truth = Array.from({ length: nq }, (_, i) => new Set(exactTopK(data, dim, queries.subarray((10 + i) * dim, (11 + i) * dim), 10).map(idOf)));
-      const measure = async (opts: { exact?: boolean }) => {
-        for (let i = 0; i < 10; i++) await index.search(queries.subarray(i * dim, (i + 1) * dim), { limit: 10, ...opts });
-        const times: number[] = [];
-        let hit = 0;
-        for (let i = 0; i < nq; i++) {
-          const q = queries.subarray((10 + i) * dim, (11 + i) * dim);
-          const t = performance.now();
-          const res = await index.search(q, { limit: 10, ...opts });
-          times.push(performance.now() - t);
-          hit += res.filter((h) => truth[i]!.has(h.id)).length;
-        }
-        return { p50_ms: +quantile(times, 0.5).toFixed(3), p95_ms: +quantile(times, 0.95).toFixed(3), recall_at_10: +(hit / (10 * nq)).toFixed(4) };
-      };
+      const measure = (opts: QueryOptions) => measureQueries(index, queries, dim, truth, opts);
       const common = { bench: 'search' as const, data: 'fashion-mnist' as const, rows, dim, embed_s: +embed_s.toFixed(2), ingest_s: +ingest_s.toFixed(2), queries: nq, weights: args.weights };
       const flat = { ...common, index: 'flat', params: {}, build_s: 0, ...(await measure({ exact: true })) };
       log(JSON.stringify(flat));
