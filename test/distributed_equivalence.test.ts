@@ -25,7 +25,7 @@ import { isAvailable } from '../src/distributed/process_group.js';
 import { SupConLoss } from '../src/losses/supcon.js';
 import { ownClassWhereUnlabelled } from '../src/methods/supcon.js';
 import { ntxentInputs, supconLabels } from './fixtures/distributed_worker.js';
-import { maxDiff, runRanks } from './helpers/distributed.js';
+import { assertRankGradients, runRanks } from './helpers/distributed.js';
 import { writeShapeFolder } from './helpers/images.js';
 import { mulberry32 } from './helpers/rng.js';
 import { tempDir } from './helpers/tmp.js';
@@ -69,14 +69,7 @@ test('SupCon with gatherDistributed on 2 ranks equals the single-process loss on
   const w = results.length;
   const mean = results.reduce((s, r) => s + r.out!.loss, 0) / w;
   assert.ok(Math.abs(mean - (loss.item() as number)) < 1e-5, `mean of rank losses ${mean} vs single-process ${loss.item()}`);
-  const per = a0.size(0) / w;
-  for (const r of results) {
-    // each rank's gradient of its rows is W × the single-process one (DDP divides by W)
-    const g0 = Array.from(z0.grad!.narrow(0, r.rank * per, per).mul(w).contiguous().toFloat64Array());
-    const g1 = Array.from(z1.grad!.narrow(0, r.rank * per, per).mul(w).contiguous().toFloat64Array());
-    assert.ok(maxDiff(r.out!.g0, g0) < 1e-5, `rank ${r.rank} grad of view 0 differs by ${maxDiff(r.out!.g0, g0)}`);
-    assert.ok(maxDiff(r.out!.g1, g1) < 1e-5, `rank ${r.rank} grad of view 1 differs by ${maxDiff(r.out!.g1, g1)}`);
-  }
+  assertRankGradients(results, z0, z1, w);
 });
 
 const single = path.join(root, 'one');

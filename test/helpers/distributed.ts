@@ -4,9 +4,11 @@
  * rank's exit code, parsed JSON result (its last stdout line) and stderr; kills them all after
  * `killAfterMs`, so a hang fails the test instead of stalling the suite.
  */
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Tensor } from '../../src/torch/index.js';
 
 const WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'distributed_worker.js');
 
@@ -48,4 +50,18 @@ export function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
   return m;
+}
+
+/**
+ * Each rank's gradients of its rows of the two views (`out.g0`, `out.g1`) equal W × the
+ * single-process gradients `z0.grad` / `z1.grad` over the concatenated batch (DDP divides by W), within 1e-5.
+ */
+export function assertRankGradients(results: { rank: number; out?: { g0: number[]; g1: number[] } | null }[], z0: Tensor, z1: Tensor, w: number): void {
+  const per = z0.size(0) / w;
+  for (const r of results) {
+    const g0 = Array.from(z0.grad!.narrow(0, r.rank * per, per).mul(w).contiguous().toFloat64Array());
+    const g1 = Array.from(z1.grad!.narrow(0, r.rank * per, per).mul(w).contiguous().toFloat64Array());
+    assert.ok(maxDiff(r.out!.g0, g0) < 1e-5, `rank ${r.rank} grad of view 0 differs by ${maxDiff(r.out!.g0, g0)}`);
+    assert.ok(maxDiff(r.out!.g1, g1) < 1e-5, `rank ${r.rank} grad of view 1 differs by ${maxDiff(r.out!.g1, g1)}`);
+  }
 }
