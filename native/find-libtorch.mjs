@@ -4,6 +4,7 @@
 //   2. LIBTORCH_USE_PYTORCH=1 ask a Python torch for its paths (PYTHON=... picks the interpreter)
 //   3. the system install     Debian's libtorch-dev (/usr/include/torch, /usr/lib/<triplet>/libtorch.so)
 // Usage: node find-libtorch.mjs [include|libs|defines|napi|json]
+// A CUDA libtorch with CUDA's and NCCL's headers at hand also gets the 'nccl' backend (ncclIncludes).
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -119,6 +120,28 @@ function napiInclude() {
   return path.resolve(createRequire(import.meta.url)('node-addon-api').include_dir);
 }
 
+/**
+ * The include folders the 'nccl' process-group backend needs, or null when it cannot be built:
+ * libtorch must be a CUDA build (libtorch_cuda next to libtorch_cpu, with ProcessGroupNCCL.hpp), and
+ * cuda_runtime.h and nccl.h must be found: NCCL_INCLUDE_DIR, CUDA_HOME/CUDA_PATH, /usr/local/cuda,
+ * pip's nvidia-* packages beside a pip torch (site-packages/nvidia/{cuda_runtime,nccl}/include),
+ * /usr/include. DYAD_NCCL=0 leaves NCCL out.
+ */
+export function ncclIncludes(r, env = process.env) {
+  if (env.DYAD_NCCL === '0') return null;
+  const files = existsSync(r.libdir) ? readdirSync(r.libdir) : [];
+  if (!files.includes('libtorch_cuda.so')) return null;
+  if (!r.include.some((d) => existsSync(path.join(d, 'torch', 'csrc', 'distributed', 'c10d', 'ProcessGroupNCCL.hpp')))) return null;
+  const sitePackages = path.resolve(r.libdir, '..', '..');
+  const cudaHome = env.CUDA_HOME || env.CUDA_PATH || '/usr/local/cuda';
+  const candidates = [env.NCCL_INCLUDE_DIR, path.join(cudaHome, 'include'), path.join(sitePackages, 'nvidia', 'nccl', 'include'),
+    path.join(sitePackages, 'nvidia', 'cuda_runtime', 'include'), '/usr/include'].filter(Boolean);
+  const find = (header) => candidates.find((d) => existsSync(path.join(d, header)));
+  const cuda = find('cuda_runtime.h');
+  const nccl = find('nccl.h');
+  return cuda && nccl ? [...new Set([cuda, nccl])] : null;
+}
+
 function libs(r) {
   const names = ['torch', 'torch_cpu', 'c10'];
   const files = existsSync(r.libdir) ? readdirSync(r.libdir) : [];
@@ -134,10 +157,11 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       process.exit(0);
     }
     const r = findLibtorch();
-    if (what === 'include') console.log(r.include.join(' '));
+    const nccl = ncclIncludes(r);
+    if (what === 'include') console.log([...r.include, ...(nccl ?? [])].join(' '));
     else if (what === 'libs') console.log(libs(r).join(' '));
-    else if (what === 'defines') console.log(r.abi !== undefined ? `_GLIBCXX_USE_CXX11_ABI=${r.abi}` : '');
-    else console.log(JSON.stringify({ ...describeLibtorch(), libs: libs(r) }, null, 2));
+    else if (what === 'defines') console.log([r.abi !== undefined ? `_GLIBCXX_USE_CXX11_ABI=${r.abi}` : '', nccl ? 'DYAD_WITH_NCCL=1' : ''].filter(Boolean).join(' '));
+    else console.log(JSON.stringify({ ...describeLibtorch(), libs: libs(r), nccl: nccl !== null }, null, 2));
   } catch (e) {
     console.error(e.message);
     process.exit(1);

@@ -78,9 +78,17 @@ test('options are checked before any rendezvous: DIST_INIT and DIST_NOT_INITIALI
     e.code === 'DIST_INIT' && /rank 2 is not in \[0, worldSize=2\)/.test(e.message));
   await assert.rejects(dist.initProcessGroup({ initMethod: 'udp://x', rank: 0, worldSize: 1 }), /not env:\/\/, tcp:\/\/host:port or file:\/\/\/path/);
   const env = { MASTER_ADDR: '10.0.0.1', MASTER_PORT: '29500', RANK: '3', WORLD_SIZE: '8' };
-  assert.deepEqual(dist.resolveRendezvous({}, env), { backend: 'gloo', store: 'tcp', where: '10.0.0.1', port: 29500, rank: 3, worldSize: 8, timeoutMs: 1_800_000 });
+  assert.deepEqual(dist.resolveRendezvous({}, env), { backend: 'gloo', store: 'tcp', where: '10.0.0.1', port: 29500, rank: 3, worldSize: 8, timeoutMs: 1_800_000, deviceId: 0 });
   assert.deepEqual(dist.resolveRendezvous({ initMethod: 'file:///tmp/x', rank: 0, worldSize: 1, timeoutMs: 5 }, {}),
-    { backend: 'gloo', store: 'file', where: '/tmp/x', port: 0, rank: 0, worldSize: 1, timeoutMs: 5 });
+    { backend: 'gloo', store: 'file', where: '/tmp/x', port: 0, rank: 0, worldSize: 1, timeoutMs: 5, deviceId: 0 });
+  // nccl: the GPU is cuda:LOCAL_RANK unless deviceId names it
+  assert.equal(dist.resolveRendezvous({ backend: 'nccl' }, { ...env, LOCAL_RANK: '3' }).deviceId, 3);
+  assert.equal(dist.resolveRendezvous({ backend: 'nccl', deviceId: 1 }, { ...env, LOCAL_RANK: '3' }).deviceId, 1);
+  assert.throws(() => dist.resolveRendezvous({ backend: 'nccl', deviceId: -1 }, env), /deviceId must be a non-negative integer/);
+  if (!dist.isAvailable('nccl')) {
+    await assert.rejects(dist.initProcessGroup({ backend: 'nccl', initMethod: 'tcp://127.0.0.1:1', rank: 0, worldSize: 1 }), (e: dist.DistributedError) =>
+      e.code === 'DIST_UNAVAILABLE' && /CUDA libtorch/.test(e.message) && /backend: 'gloo'/.test(e.message));
+  }
   // one rank is a whole group: collectives are identities, gatherWithGrad returns its input
   await dist.initProcessGroup({ initMethod: `file://${path.join(tempDir('dist-one'), 'rv')}`, rank: 0, worldSize: 1, timeoutMs: 5000 });
   try {

@@ -1,5 +1,5 @@
-// dyad native engine: torch.distributed over libtorch's c10d (ProcessGroupGloo, TCPStore,
-// FileStore) and CUDA queries; the differentiable collectives and the DDP reducer are in
+// dyad native engine: torch.distributed over libtorch's c10d (ProcessGroupGloo, and
+// ProcessGroupNCCL in CUDA builds; TCPStore, FileStore) and CUDA queries; the differentiable collectives and the DDP reducer are in
 // distributed_grad.cc, what both share in distributed.h.
 //
 // - One default process group per process, as torch.distributed's default group.
@@ -11,6 +11,10 @@
 //
 // Built only where libtorch's c10d and Gloo's headers are present (Debian: libtorch-dev and
 // libgloo-dev); elsewhere every dist function reports "not available" (distAvailable()).
+// The 'nccl' backend is built in only when find-libtorch.mjs finds a CUDA libtorch and CUDA's and
+// NCCL's headers (it then defines DYAD_WITH_NCCL): tensors live on cuda:LOCAL_RANK, NCCL's wait()
+// orders the calling thread's current CUDA stream after the collective (every dyad thread uses the
+// default stream), and reading a result on the CPU (.cpu()) waits for it.
 #include <torch/cuda.h>
 
 #include "distributed.h"
@@ -82,7 +86,11 @@ Napi::Value distAvailable(Args& a) {
 #else
   out.Set("gloo", Napi::Boolean::New(a.env(), false));
 #endif
-  out.Set("nccl", Napi::Boolean::New(a.env(), false));  // not built: dyad's NCCL path is unverified
+#ifdef DYAD_HAS_NCCL
+  out.Set("nccl", Napi::Boolean::New(a.env(), true));
+#else
+  out.Set("nccl", Napi::Boolean::New(a.env(), false));
+#endif
   return out;
 }
 
@@ -102,8 +110,14 @@ std::shared_ptr<Group> current(const std::string& op) {
   return gGroup;
 }
 
-void checkCpu(const at::Tensor& t, const std::string& op) {
-  if (!t.device().is_cpu()) throw std::invalid_argument(op + ": the gloo backend takes CPU tensors, got one on " + t.device().str());
+void checkDevice(const Group& g, const at::Tensor& t, const std::string& op) {
+  if (g.device.is_cpu() && !t.device().is_cpu()) {
+    throw std::invalid_argument(op + ": the " + g.backend + " backend takes CPU tensors, got one on " + t.device().str() + " (move it with .to('cpu'))");
+  }
+  if (g.device.is_cuda() && !t.device().is_cuda()) {
+    throw std::invalid_argument(op + ": the " + g.backend + " backend takes CUDA tensors, got one on " + t.device().str() +
+                                " (move it with .to('" + g.device.str() + "'))");
+  }
 }
 
 namespace {
@@ -142,16 +156,19 @@ void checkSameShape(Group& g, const at::Tensor& t, const std::string& op) {
   m[0] = static_cast<int64_t>(t.scalar_type());
   m[1] = t.dim();
   for (int64_t i = 0; i < t.dim(); i++) m[2 + i] = t.size(i);
+  at::Tensor sent = mine.to(g.device);  // nccl: through this rank's GPU
   std::vector<at::Tensor> outs;
-  for (int r = 0; r < g.size; r++) outs.push_back(at::empty_like(mine));
+  for (int r = 0; r < g.size; r++) outs.push_back(at::empty_like(sent));
   std::vector<std::vector<at::Tensor>> o{outs};
-  std::vector<at::Tensor> in{mine};
+  std::vector<at::Tensor> in{sent};
   g.pg->allgather(o, in)->wait();
+  std::vector<at::Tensor> got;
+  for (int r = 0; r < g.size; r++) got.push_back(o[0][r].cpu());  // .cpu() waits for a CUDA stream too
   bool same = true;
-  for (int r = 0; r < g.size; r++) same = same && o[0][r].equal(mine);
+  for (int r = 0; r < g.size; r++) same = same && got[r].equal(mine);
   if (same) return;
   std::string list;
-  for (int r = 0; r < g.size; r++) list += (r ? ", " : "") + std::string("rank ") + std::to_string(r) + " " + shapeText(o[0][r]);
+  for (int r = 0; r < g.size; r++) list += (r ? ", " : "") + std::string("rank ") + std::to_string(r) + " " + shapeText(got[r]);
   throw std::invalid_argument(op + ": every rank must pass the same dtype and shape, got " + list +
                               " (for batches: drop the last incomplete batch, or pad it, as DistributedSampler does)");
 }
@@ -173,7 +190,7 @@ void allReduceNow(Group& g, at::Tensor t, const std::string& op, c10::optional<u
   uint64_t turn = ticket ? *ticket : g.seq.take();
   at::Tensor c;
   auto work = g.seq.run(turn, [&] {
-    checkCpu(t, "allReduce");
+    checkDevice(g, t, "allReduce");
     if (debugDetail()) checkSameShape(g, t, "allReduce");
     c = t.is_contiguous() ? t : t.contiguous();
     c10d::AllreduceOptions o;
@@ -191,7 +208,7 @@ std::vector<at::Tensor> allGatherNow(Group& g, const at::Tensor& t, const std::s
   uint64_t turn = ticket ? *ticket : g.seq.take();
   std::vector<std::vector<at::Tensor>> o(1);
   auto work = g.seq.run(turn, [&] {
-    checkCpu(t, op);
+    checkDevice(g, t, op);
     checkSameShape(g, t, op);
     at::Tensor c = t.contiguous();
     for (int r = 0; r < g.size; r++) o[0].push_back(at::empty_like(c));
@@ -204,14 +221,24 @@ std::vector<at::Tensor> allGatherNow(Group& g, const at::Tensor& t, const std::s
 
 namespace {
 
-/// distInit(backend, store, hostOrPath, port, rank, worldSize, timeoutMs) -> Promise<void>.
+/// distInit(backend, store, hostOrPath, port, rank, worldSize, timeoutMs, deviceIndex) -> Promise<void>.
 /// store: 'tcp' (TCPStore; rank 0 serves on host:port) or 'file' (FileStore at hostOrPath).
+/// backend: 'gloo' (CPU tensors) or, in an addon built with NCCL, 'nccl' (tensors on cuda:deviceIndex).
 Napi::Value distInit(Args& a) {
   std::string backend = a.str(0), store = a.str(1), host = a.str(2);
   int port = static_cast<int>(a.i64(3));
   int rank = static_cast<int>(a.i64(4)), size = static_cast<int>(a.i64(5));
   auto timeout = std::chrono::milliseconds(a.i64(6));
+  int64_t deviceIndex = a.has(7) ? a.i64(7) : 0;
+#ifdef DYAD_HAS_NCCL
+  if (backend != "gloo" && backend != "nccl") throw std::invalid_argument("initProcessGroup: backend '" + backend + "' is not built into this addon (gloo and nccl are)");
+  if (backend == "nccl" && (deviceIndex < 0 || deviceIndex >= static_cast<int64_t>(torch::cuda::device_count()))) {
+    throw std::invalid_argument("initProcessGroup: nccl needs a GPU per rank: cuda:" + std::to_string(deviceIndex) + " is not one of the " +
+                                std::to_string(torch::cuda::device_count()) + " visible (LOCAL_RANK picks it; check CUDA_VISIBLE_DEVICES)");
+  }
+#else
   if (backend != "gloo") throw std::invalid_argument("initProcessGroup: backend '" + backend + "' is not built into this addon (gloo is)");
+#endif
   if (size < 1 || rank < 0 || rank >= size) {
     throw std::invalid_argument("initProcessGroup: rank " + std::to_string(rank) + " is not in [0, worldSize=" + std::to_string(size) + ")");
   }
@@ -239,15 +266,26 @@ Napi::Value distInit(Args& a) {
     } else {
       throw std::invalid_argument("unknown store '" + store + "' (tcp, file)");
     }
-    auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
-    const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
-    if (ifname && *ifname) opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
-    else if (store == "file" || host == "127.0.0.1" || host == "localhost" || host == "::1")
-      opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
-    else opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
-    opts->threads = 2;
     auto prefixed = c10::make_intrusive<c10d::PrefixStore>("dyad/default_pg", g->store);
-    g->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rank, size, opts);
+#ifdef DYAD_HAS_NCCL
+    if (backend == "nccl") {
+      // NCCL's communicators are created lazily, at the first collective, on the tensors' GPU
+      auto opts = c10d::ProcessGroupNCCL::Options::create();
+      opts->timeout = timeout;
+      g->device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(deviceIndex));
+      g->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, rank, size, opts);
+    }
+#endif
+    if (backend == "gloo") {
+      auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
+      const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
+      if (ifname && *ifname) opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
+      else if (store == "file" || host == "127.0.0.1" || host == "localhost" || host == "::1")
+        opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+      else opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+      opts->threads = 2;
+      g->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rank, size, opts);
+    }
     std::lock_guard<std::mutex> lock(gGroupMutex);
     if (gGroup) throw std::runtime_error("the default process group was initialized meanwhile");
     gGroup = g;
@@ -305,7 +343,7 @@ Napi::Value distBroadcast(Args& a) {
     at::NoGradGuard noGrad;
     at::Tensor c;
     auto work = g->seq.run(ticket, [&] {
-      checkCpu(t, "broadcast");
+      checkDevice(*g, t, "broadcast");
       if (debugDetail()) checkSameShape(*g, t, "broadcast");
       c = t.is_contiguous() ? t : t.contiguous();
       c10d::BroadcastOptions o;
@@ -334,6 +372,8 @@ Napi::Value distReduceScatter(Args& a) {
   uint64_t ticket = g->seq.take();
   return runAsync(a.env(), where(*g, "reduceScatter"), [g, out, ins, op, ticket] {
     at::NoGradGuard noGrad;
+    checkDevice(*g, out, "reduceScatter");
+    for (const auto& t : ins) checkDevice(*g, t, "reduceScatter");
     std::vector<at::Tensor> o{out};
     std::vector<std::vector<at::Tensor>> i{ins};
     c10d::ReduceScatterOptions opts;

@@ -19,6 +19,19 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#if __has_include(<torch/csrc/distributed/c10d/Backend.hpp>)
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#define DYAD_HAS_C10D_BACKEND 1
+#endif
+// NCCL: only when the build found a CUDA libtorch and the CUDA and NCCL headers
+// (find-libtorch.mjs defines DYAD_WITH_NCCL); ProcessGroupNCCL.hpp is empty without USE_C10D_NCCL.
+#if defined(DYAD_WITH_NCCL) && __has_include(<torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>)
+#define DYAD_HAS_NCCL 1
+#ifndef USE_C10D_NCCL
+#define USE_C10D_NCCL 1
+#endif
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 #endif
 #endif
 
@@ -71,13 +84,26 @@ class Sequencer {
   uint64_t turn_ = 0;
 };
 
+/**
+ * The class both ProcessGroupGloo and ProcessGroupNCCL derive from, whose virtual collectives
+ * (allreduce, allgather, broadcast, barrier, reduce_scatter) dyad calls: c10d::ProcessGroup in
+ * libtorch 1.13, c10d::Backend from 2.0 (where ProcessGroup became a dispatcher over backends).
+ */
+#ifdef DYAD_HAS_C10D_BACKEND
+using CommBackend = std::conditional_t<std::is_base_of<c10d::Backend, c10d::ProcessGroupGloo>::value, c10d::Backend, c10d::ProcessGroup>;
+#else
+using CommBackend = c10d::ProcessGroup;
+#endif
+
 struct Group {
   Sequencer seq;
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  c10::intrusive_ptr<CommBackend> pg;
   int rank = 0;
   int size = 1;
   std::string backend;
+  /// Where this group's tensors live: the CPU for gloo, this rank's GPU (cuda:LOCAL_RANK) for nccl.
+  at::Device device{at::kCPU};
 };
 
 /// The default group; throws naming `op` when there is none.
@@ -86,7 +112,8 @@ std::shared_ptr<Group> current(const std::string& op);
 inline std::string where(const Group& g, const std::string& op) {
   return "rank " + std::to_string(g.rank) + " of " + std::to_string(g.size) + ", " + op;
 }
-void checkCpu(const at::Tensor& t, const std::string& op);
+/// Throws (naming `op` and the fix) unless `t` is on the group's kind of device: CPU for gloo, CUDA for nccl.
+void checkDevice(const Group& g, const at::Tensor& t, const std::string& op);
 /// All-reduce of `t` in place, enqueued in `ticket`'s turn (a fresh ticket when none: a synchronous caller); waits.
 void allReduceNow(Group& g, at::Tensor t, const std::string& op, c10::optional<uint64_t> ticket = c10::nullopt);
 /// Every rank's `t` (same shape and dtype on every rank, checked first); waits.

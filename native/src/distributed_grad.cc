@@ -186,7 +186,7 @@ Napi::Value distReducerNew(Args& a) {
   int64_t bytes = 0;
   for (size_t j = n; j-- > 0;) {
     const at::Tensor& p = r->params[j];
-    checkCpu(p, "DistributedDataParallel");
+    checkDevice(*r->g, p, "DistributedDataParallel");
     if (!p.requires_grad() || !p.is_leaf()) throw std::invalid_argument("DistributedDataParallel: parameter " + std::to_string(j) + " is not a leaf that requires grad");
     int64_t nb = p.numel() * p.element_size();
     bool fresh = r->buckets.empty() || bytes + nb > cap ||

@@ -7,7 +7,7 @@ import { saveFile } from '../torch/safetensors.js';
 import { saveNpy } from '../torch/npy.js';
 import { writeFileAtomic } from '../torch/io.js';
 import { ImageFolder } from '../data/index.js';
-import { train } from '../engine/trainer.js';
+import { checkDevice, train } from '../engine/trainer.js';
 import { DataError } from '../data/errors.js';
 import { existsSync, statSync } from 'node:fs';
 import { intArg, floatArg, stagesArg } from './args.js';
@@ -79,7 +79,8 @@ export function registerTrainCommands(p: Command): void {
         return trainClipCommand(o, cmd);
       }
       checkNoClipOptions(cmd, o.method);
-      const distributed = await distributedFromEnv();
+      if (o.device !== undefined) checkDevice(o.device); // before joining a group: "no CUDA" rather than "no NCCL"
+      const distributed = await distributedFromEnv(process.env, o.device !== undefined ? { device: o.device } : {});
       const temperature = o.temperature ?? (o.method === 'moco' ? 0.2 : undefined);
       const r = await train({
         method: o.method, data: o.data, dataRoot: o.dataRoot, epochs: o.epochs, batch: o.batch, backbone: o.backbone, backboneFrom: o.backboneFrom, width: o.width, stem: o.stem,

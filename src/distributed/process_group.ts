@@ -1,6 +1,7 @@
 /**
  * torch.distributed's process group, over libtorch's c10d (native/src/distributed.cc): one default
- * group per process, Gloo over TCP, rendezvous through a TCPStore (`env://`, `tcp://host:port`)
+ * group per process, Gloo over TCP for CPU tensors (NCCL for CUDA tensors, in an addon built against a
+ * CUDA libtorch with NCCL's headers), rendezvous through a TCPStore (`env://`, `tcp://host:port`)
  * or a FileStore (`file:///path`). Names follow PyTorch (`init_process_group` → `initProcessGroup`,
  * `all_reduce` → `allReduce`, ...).
  *
@@ -39,8 +40,13 @@ export type Backend = 'gloo' | 'nccl';
 export type ReduceOp = 'sum' | 'avg' | 'product' | 'min' | 'max' | 'band' | 'bor' | 'bxor';
 
 export interface InitProcessGroupOptions {
-  /** 'gloo' (CPU; built here) or 'nccl' (CUDA builds only). Default 'gloo'. */
+  /**
+   * 'gloo' (CPU tensors) or 'nccl' (CUDA tensors on `deviceId`; only in an addon built against a
+   * CUDA libtorch with NCCL's headers: `isAvailable('nccl')`). Default 'gloo'.
+   */
   backend?: Backend;
+  /** nccl: this rank's GPU, cuda:deviceId (PyTorch's `device_id`). Default: $LOCAL_RANK, else 0. */
+  deviceId?: number;
   /**
    * How the ranks meet: 'env://' (default: MASTER_ADDR, MASTER_PORT, and RANK/WORLD_SIZE unless
    * given), 'tcp://host:port' (rank 0 serves a TCPStore there), or 'file:///path' (a FileStore
@@ -65,6 +71,8 @@ export interface Rendezvous {
   rank: number;
   worldSize: number;
   timeoutMs: number;
+  /** The GPU of an nccl group (0 for gloo). */
+  deviceId: number;
 }
 
 const DEFAULT_TIMEOUT_MS = 30 * 60 * 1000;
@@ -93,7 +101,8 @@ export function resolveRendezvous(opts: InitProcessGroupOptions = {}, env: NodeJ
   if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) {
     throw new DistributedError('DIST_INIT', 'initProcessGroup', rank, `initProcessGroup: timeoutMs must be a positive number, got ${timeoutMs}`);
   }
-  const base = { backend, rank, worldSize, timeoutMs: Math.round(timeoutMs) } as const;
+  const deviceId = intFrom('deviceId', opts.deviceId ?? env.LOCAL_RANK ?? 0, "pass { deviceId } (the GPU index) or set LOCAL_RANK");
+  const base = { backend, rank, worldSize, timeoutMs: Math.round(timeoutMs), deviceId: backend === 'nccl' ? deviceId : 0 } as const;
   if (method.startsWith('file://')) {
     const where = method.slice('file://'.length);
     if (where === '') throw new DistributedError('DIST_INIT', 'initProcessGroup', rank, `initProcessGroup: ${method} names no file; use file:///path/to/rendezvous`);
@@ -166,11 +175,13 @@ export async function initProcessGroup(opts: InitProcessGroupOptions = {}): Prom
   if (known !== null) throw new DistributedError('DIST_INIT', 'initProcessGroup', known.rank, 'initProcessGroup: the default process group is already initialized; call dist.destroyProcessGroup() first');
   if (!isAvailable(r.backend)) {
     throw new DistributedError('DIST_UNAVAILABLE', 'initProcessGroup', r.rank, r.backend === 'nccl'
-      ? "initProcessGroup: the 'nccl' backend needs a CUDA build of libtorch and of dyad's addon; this one has none. Use backend: 'gloo'"
+      ? "initProcessGroup: the 'nccl' backend needs dyad's addon built against a CUDA libtorch with CUDA's and NCCL's headers at hand " +
+        '(pip install torch with CUDA, then LIBTORCH_USE_PYTORCH=1 npm run build:native; `node native/find-libtorch.mjs` says "nccl": true); ' +
+        "this one has none. Use backend: 'gloo'"
       : "initProcessGroup: this dyad addon was built without libtorch's c10d/Gloo headers (on Debian: apt-get install libgloo-dev, then npm run build:native)");
   }
   try {
-    await N.distInit(r.backend, r.store, r.where, r.port, r.rank, r.worldSize, r.timeoutMs);
+    await N.distInit(r.backend, r.store, r.where, r.port, r.rank, r.worldSize, r.timeoutMs, r.deviceId);
   } catch (e) {
     const err = distError('initProcessGroup', r.rank, e);
     const code: DistCode = err.code === 'DIST_FAILED' ? 'DIST_INIT' : err.code;

@@ -1,6 +1,6 @@
 /**
  * A `dyad train` worker of a distributed job: reads the torchrun environment (`env.ts`), joins
- * the process group (`process_group.ts`, c10d over Gloo) and returns the `DistributedContext` the
+ * the process group (`process_group.ts`, c10d over Gloo, or NCCL for `--device cuda`) and returns the `DistributedContext` the
  * engine's loop calls (`context.ts`): SyncBatchNorm conversion (`sync_batchnorm.ts`), DDP's
  * broadcast from rank 0 and bucketed gradient all-reduce (`ddp.ts`), a barrier, the mean of the
  * logged loss.
@@ -15,7 +15,9 @@ import { allGather, allReduce, barrier, broadcast, destroyProcessGroup, initProc
 import { SyncBatchNorm } from './sync_batchnorm.js';
 
 export interface WorkerOptions {
-  /** Default 'gloo' (CPU); 'nccl' for CUDA tensors. */
+  /** The trainer's device: 'cpu' (default) or 'cuda'/'cuda:N' (each rank then uses cuda:LOCAL_RANK). */
+  device?: string;
+  /** Default: 'nccl' when `device` is CUDA (PyTorch's default pairing), else 'gloo'. */
   backend?: 'gloo' | 'nccl';
   /** Rendezvous and collective timeout (default: the process group's, PyTorch's 30 min; rank 0's kNN monitor runs while the others wait in a barrier). */
   timeoutMs?: number;
@@ -27,7 +29,13 @@ export interface WorkerOptions {
 
 /** Joins the process group of `env` and returns the context the trainer passes to `fit`. */
 export async function setupDistributedWorker(env: DistributedEnv, o: WorkerOptions = {}): Promise<DistributedContext> {
-  await initProcessGroup({ backend: o.backend ?? 'gloo', initMethod: env.initMethod, rank: env.rank, worldSize: env.worldSize, ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}) });
+  const backend = o.backend ?? (o.device !== undefined && o.device !== 'cpu' ? 'nccl' : 'gloo');
+  await initProcessGroup({ backend, initMethod: env.initMethod, rank: env.rank, worldSize: env.worldSize, deviceId: env.localRank, ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}) });
+  // nccl communicates CUDA tensors only: the CPU-side collectives below (the batch, the RNG state,
+  // the logged loss) go through this rank's GPU and come back
+  const commDevice = backend === 'nccl' ? `cuda:${env.localRank}` : 'cpu';
+  /** A contiguous copy of `t` (a new handle to it when it is already that) on the device the group communicates on. */
+  const toComm = (t: Tensor): Tensor => torch.scope(() => t.contiguous().to(commDevice).keep());
   let ddp: DistributedDataParallel | null = null;
   return {
     rank: env.rank,
@@ -49,29 +57,38 @@ export async function setupDistributedWorker(env: DistributedEnv, o: WorkerOptio
       await barrier();
     },
     async gatherBatch(x: Tensor) {
-      const parts = await allGather(x.contiguous());
+      const mine = toComm(x);
       try {
-        // [W, B, ...] → [B, W, ...] → [B·W, ...]: rank r's k-th row at k·W + r
-        return torch.scope(() => torch.stack(parts, 1).reshape([-1, ...x.shape.slice(1)]).keep());
+        const parts = await allGather(mine);
+        try {
+          // [W, B, ...] → [B, W, ...] → [B·W, ...]: rank r's k-th row at k·W + r
+          return torch.scope(() => torch.stack(parts, 1).reshape([-1, ...x.shape.slice(1)]).to('cpu').keep());
+        } finally {
+          for (const p of parts) p.dispose();
+        }
       } finally {
-        for (const p of parts) p.dispose();
+        mine.dispose();
       }
     },
     async syncRng() {
       const s = torch.getRngState().keep();
+      const c = toComm(s);
       try {
-        await broadcast(s, 0);
-        torch.setRngState(s);
+        await broadcast(c, 0);
+        torch.scope(() => torch.setRngState(c.to('cpu')));
       } finally {
+        c.dispose();
         s.dispose();
       }
     },
     async allReduceMean(x: number) {
       const t = torch.tensor(new Float64Array([x])).keep();
+      const c = toComm(t);
       try {
-        await allReduce(t, 'sum');
-        return (t.item() as number) / env.worldSize;
+        await allReduce(c, 'sum');
+        return (c.item() as number) / env.worldSize;
       } finally {
+        c.dispose();
         t.dispose();
       }
     },

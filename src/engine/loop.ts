@@ -38,6 +38,7 @@ import type { Method, StepContext } from '../methods/method.js';
 import type { Optimizer } from '../optim/index.js';
 import type { LRScheduler } from '../optim/lr_scheduler.js';
 import { disposeCheckpoint, saveCheckpoint, type Checkpoint, type CheckpointMeta } from './checkpoint.js';
+import type { GradScaler, GradScalerState } from '../optim/grad_scaler.js';
 import { Progress } from './progress.js';
 import { readRunMetrics, writeRunResults } from './run_files.js';
 import { optimizerStep } from './step.js';
@@ -124,6 +125,12 @@ export interface FitSpec<B, R extends EpochRow> {
   callbacks?: (LoopCallbacks<R> | undefined)[];
   /** This process's part of a distributed run (see the module comment); null or worldSize 1: one process. */
   distributed?: DistributedContext | null;
+  /**
+   * fp16's loss scaler (wired around the method by `withGradScaler`): its scale and growth count
+   * are saved in every checkpoint (`meta.extra.gradScaler`) and restored on resume, so a resumed run
+   * scales as the uninterrupted one would.
+   */
+  gradScaler?: GradScaler | null;
 }
 
 /** What a distributed run's checkpoints record in `meta.extra.distributed`. */
@@ -177,6 +184,8 @@ export async function fit<B, R extends EpochRow>(spec: FitSpec<B, R>): Promise<F
       const sched = ck.meta.scheduler && (before?.worldSize ?? 1) !== worldSize ? { ...ck.meta.scheduler, lastStep: (ck.meta.epoch + 1) * stepsPerEpoch, baseLrs } : ck.meta.scheduler;
       if (sched) scheduler?.loadStateDict(sched);
       if (ck.rng) torch.setRngState(ck.rng);
+      const scalerState = ck.meta.extra?.gradScaler as GradScalerState | undefined;
+      if (scalerState && spec.gradScaler) spec.gradScaler.loadStateDict(scalerState);
     } finally {
       disposeCheckpoint(ck);
     }
@@ -235,8 +244,12 @@ export async function fit<B, R extends EpochRow>(spec: FitSpec<B, R>): Promise<F
       const score = run.score(row);
       const improved = score !== null && (best === null || score > best);
       if (improved) best = score;
+      const extra = {
+        ...(dist || wasDistributed ? { distributed: { worldSize, samplesSeen } satisfies DistributedProgress } : {}),
+        ...(spec.gradScaler ? { gradScaler: spec.gradScaler.stateDict() } : {}),
+      };
       const meta = { task: run.task, config: run.config, epoch, step: (epoch + 1) * stepsPerEpoch, names: run.names ?? [], bestMetric: best, metrics: { ...row } as Record<string, unknown>,
-        ...(dist || wasDistributed ? { extra: { distributed: { worldSize, samplesSeen } satisfies DistributedProgress } } : {}) };
+        ...(Object.keys(extra).length > 0 ? { extra } : {}) };
       saveCheckpoint(lastPath!, { model: saved, optimizer, scheduler, meta });
       for (const c of callbacks) c.onCheckpoint?.({ kind: 'last', path: lastPath!, epoch, step: meta.step });
       if (improved) {

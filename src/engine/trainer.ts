@@ -123,15 +123,19 @@ export function checkDevice(device: string): void {
  * Mixed precision for the loop (`amp`): the method's `trainingStep` runs under `torch.autocast`,
  * and with 'fp16' through `withGradScaler`. Returns the undo.
  */
-function useAmp(c: TrainConfig, method: SelfSupervisedMethod, optimizer: Optimizer<any>): () => void {
-  if (c.amp === 'none') return () => {};
+function useAmp(c: TrainConfig, method: SelfSupervisedMethod, optimizer: Optimizer<any>): { undo: () => void; scaler: GradScaler | null } {
+  if (c.amp === 'none') return { undo: () => {}, scaler: null };
   const trainingStep = method.trainingStep.bind(method);
   const opts = { deviceType: c.device === 'cpu' ? 'cpu' as const : 'cuda' as const, dtype: c.amp === 'bf16' ? 'bfloat16' as const : 'float16' as const };
   method.trainingStep = (b, ctx) => torch.autocast(opts, () => trainingStep(b, ctx));
-  const undoScaler = c.amp === 'fp16' ? withGradScaler(method, optimizer, new GradScaler()) : () => {};
-  return () => {
-    undoScaler();
-    delete (method as { trainingStep?: unknown }).trainingStep;
+  const scaler = c.amp === 'fp16' ? new GradScaler() : null;
+  const undoScaler = scaler ? withGradScaler(method, optimizer, scaler) : () => {};
+  return {
+    scaler,
+    undo: () => {
+      undoScaler();
+      delete (method as { trainingStep?: unknown }).trainingStep;
+    },
   };
 }
 
@@ -227,7 +231,7 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
   const loader = new DataLoader(data.train, { batchSize: config.batch, shuffle: !sampler, sampler, seed: config.seed, dropLast: true,
     imageSize: data.imageSize, channels: data.channels, fit: 'cover' });
   const useKnn = data.knn !== null && config.knnEvery > 0;
-  const undoAmp = useAmp(config, method, optimizer);
+  const amp = useAmp(config, method, optimizer);
   // distributed: `images` is the global batch (gatherBatch) and `rows` this rank's rows of it
   const views = (images: Tensor, rows?: Tensor): Tensor[] => {
     let v = transform.forward(images);
@@ -284,10 +288,11 @@ export async function train(options: Partial<TrainConfig> = {}, hooks: TrainHook
       divergenceHint: 'Lower --lr, raise --temperature or add --warmup-epochs.',
       callbacks: [hooks, hooks.onEpoch ? { onEpochEnd: hooks.onEpoch } : undefined],
       distributed: dist,
+      gradScaler: amp.scaler,
     });
     return { config, metrics: r.metrics, best: r.best, lastPath: r.lastPath!, bestPath: r.bestPath!, method };
   } finally {
-    undoAmp();
+    amp.undo();
     loader.close();
     if (!hooks.data) disposeTrainData(data);
   }

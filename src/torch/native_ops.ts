@@ -384,7 +384,7 @@ export interface NativeDist {
   /** Which backends this addon was built with. */
   distAvailable(): { gloo: boolean; nccl: boolean };
   /** store 'tcp': hostOrPath is the master's address (rank 0 serves the TCPStore on port); 'file': a FileStore path. */
-  distInit(backend: string, store: 'tcp' | 'file', hostOrPath: string, port: number, rank: number, worldSize: number, timeoutMs: number): Promise<void>;
+  distInit(backend: string, store: 'tcp' | 'file', hostOrPath: string, port: number, rank: number, worldSize: number, timeoutMs: number, deviceIndex: number): Promise<void>;
   distDestroy(): void;
   distInfo(): { rank: number; worldSize: number; backend: string } | null;
   distAllReduce(t: Handle, op: string): Promise<void>;
