@@ -14,6 +14,8 @@ import { Method, type StepContext } from '../src/methods/method.js';
 import { fit, TrainingDivergedError, type EpochRow, type StepInput } from '../src/engine/loop.js';
 import { loadCheckpoint } from '../src/engine/checkpoint.js';
 import { lenient, mergeOptions } from '../src/engine/options.js';
+import { GradScaler } from '../src/optim/grad_scaler.js';
+import { withGradScaler } from '../src/engine/trainer.js';
 import { tempDir } from './helpers/tmp.js';
 
 const root = tempDir('loop');
@@ -156,6 +158,32 @@ test('fit: run folder files, best by score, and a resumed run ends with identica
   const r = await fit<Batch, EpochRow>({ ...b, epochs: 3, stepsPerEpoch: 8, batches, run: run(partDir), resume: loadCheckpoint(path.join(partDir, 'last.safetensors')) });
   assert.equal(r.steps, 8, 'only the third epoch ran');
   assert.deepEqual(r.metrics.map((m) => m.epoch), [0, 1, 2]);
+  assert.deepEqual(weights(b.method), weights(full.method));
+  for (const m of [full.method, a.method, b.method]) m.dispose();
+});
+
+test("fit: an fp16 run's GradScaler state is in every checkpoint and a resumed run scales as the uninterrupted one", async () => {
+  const run = (dir: string) => ({ dir, task: 'embedder' as const, config: { recipe: 'regression' }, columns: ['epoch', 'loss'] as ('epoch' | 'loss')[], score: () => null });
+  // every gradient is finite: the scale doubles after each 3 good steps (24 steps: 1024 → 2^18, tracker 0)
+  const scaled = (seed: number) => {
+    const s = setup(seed);
+    const gradScaler = new GradScaler({ initScale: 1024, growthInterval: 3 });
+    withGradScaler(s.method, s.optimizer, gradScaler);
+    return { ...s, gradScaler };
+  };
+  const full = scaled(0);
+  await fit<Batch, EpochRow>({ ...full, epochs: 3, stepsPerEpoch: 8, batches, run: run(path.join(root, 'scaler-full')) });
+  assert.deepEqual({ ...full.gradScaler.stateDict() }, { scale: 1024 * 2 ** 8, growthFactor: 2, backoffFactor: 0.5, growthInterval: 3, growthTracker: 0 });
+  const dir = path.join(root, 'scaler-part');
+  const a = scaled(0);
+  await fit<Batch, EpochRow>({ ...a, epochs: 3, stepsPerEpoch: 8, batches, run: run(dir),
+    callbacks: [{ onEpochEnd: (row) => { if (row.epoch === 0) throw new Error('killed'); } }] }).catch((e: Error) => assert.equal(e.message, 'killed'));
+  const ck = loadCheckpoint(path.join(dir, 'last.safetensors'));
+  // 8 good steps: two doublings, 2 steps towards the third
+  assert.deepEqual(ck.meta.extra?.gradScaler, { scale: 4096, growthFactor: 2, backoffFactor: 0.5, growthInterval: 3, growthTracker: 2 });
+  const b = scaled(99);
+  await fit<Batch, EpochRow>({ ...b, epochs: 3, stepsPerEpoch: 8, batches, run: run(dir), resume: ck });
+  assert.deepEqual(b.gradScaler.stateDict(), full.gradScaler.stateDict());
   assert.deepEqual(weights(b.method), weights(full.method));
   for (const m of [full.method, a.method, b.method]) m.dispose();
 });
