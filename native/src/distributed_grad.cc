@@ -78,7 +78,8 @@ struct Reducer {
   };
   std::shared_ptr<Group> g;
   std::vector<at::Tensor> params;
-  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;
+  // the parameters' AccumulateGrad nodes, kept alive for their hooks (a shared_ptr in libtorch 1.13, an intrusive_ptr in later ones)
+  std::vector<decltype(torch::autograd::impl::grad_accumulator(std::declval<const at::Tensor&>()))> accumulators;
   std::vector<Bucket> buckets;
   std::vector<size_t> bucketOf;
   std::vector<bool> seen;
