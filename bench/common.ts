@@ -12,10 +12,11 @@ export function machine(): Record<string, unknown> {
     dyad_env: { OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? null, GOMP_SPINCOUNT: process.env.GOMP_SPINCOUNT ?? null, OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE ?? null } };
 }
 
-/** The Python that has torch (Debian's /usr/bin/python3), or null. */
-export function torchPython(): string | null {
-  for (const py of ['/usr/bin/python3', 'python3']) {
-    const r = spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' });
+/** The Python that has torch ($PYTHON, else Debian's /usr/bin/python3, else python3), with CUDA when `cuda`; or null. */
+export function torchPython(cuda = false): string | null {
+  const check = cuda ? 'import torch; assert torch.cuda.is_available()' : 'import torch';
+  for (const py of [process.env.PYTHON, '/usr/bin/python3', 'python3'].filter((p): p is string => Boolean(p))) {
+    const r = spawnSync(py, ['-c', check], { encoding: 'utf8' });
     if (r.status === 0) return py;
   }
   return null;
@@ -35,12 +36,14 @@ export function referenceEnv(which: ReferenceEnv = 'default'): NodeJS.ProcessEnv
 }
 
 /** Runs one of ../shared/bench/*.py (or a copy under bench/reference/) and returns its stdout. */
-export function runReference(script: string, args: (string | number)[], which: ReferenceEnv = 'default'): string | null {
-  const py = torchPython();
-  const candidates = [path.resolve('..', 'shared', 'bench', script), path.resolve('bench', 'reference', script)];
-  const file = candidates.find((f) => existsSync(f));
+export function runReference(script: string, args: (string | number)[], which: ReferenceEnv = 'default', device = 'cpu'): string | null {
+  const py = torchPython(device !== 'cpu');
+  const find = (name: string): string | undefined => [path.resolve('..', 'shared', 'bench', name), path.resolve('bench', 'reference', name)].find((f) => existsSync(f));
+  const file = find(script);
   if (py === null || file === undefined) return null;
-  const r = spawnSync(py, [file, ...args.map(String)], { encoding: 'utf8', env: referenceEnv(which) });
+  // on a GPU: the same script with every tensor created there (reference/on_device.py)
+  const argv = device === 'cpu' ? [file, ...args.map(String)] : [find('on_device.py')!, device, file, ...args.map(String)];
+  const r = spawnSync(py, argv, { encoding: 'utf8', env: referenceEnv(which) });
   if (r.status !== 0) throw new Error(`${script} failed: ${r.stderr}`);
   return r.stdout.trim();
 }
