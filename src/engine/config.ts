@@ -167,6 +167,11 @@ export const METHOD_DEFAULTS: Partial<Record<MethodName, Partial<TrainConfig>>> 
 };
 
 /** Merges option objects (right-most wins; see `mergeOptions`) over the defaults of the method they name, then validates the result with a clear message. */
+/** Throws unless `device` is 'cpu', 'cuda' or 'cuda:N' (the trainer's device names). */
+export function checkDeviceName(device: unknown): void {
+  if (!/^(cpu|cuda(:\d+)?)$/.test(String(device))) throw new RangeError(`device must be 'cpu', 'cuda' or 'cuda:N', got '${String(device)}'`);
+}
+
 export function resolveConfig(...parts: Partial<TrainConfig>[]): TrainConfig {
   const method = [...parts].reverse().find((p) => p?.method !== undefined)?.method;
   // a TorchScript encoder takes colour images unless told otherwise (torchvision's models do)
@@ -193,7 +198,7 @@ export function validateTrainConfig(c: TrainConfig): TrainConfig {
   oneOf('loss', SIMCLR_LOSSES);
   oneOf('amp', ['none', 'bf16', 'fp16']);
   if (c.amp === 'fp16' && c.device === 'cpu') throw new RangeError("amp 'fp16' (--amp fp16) needs --device cuda: libtorch's CPU autocast runs bfloat16; use --amp bf16 on the CPU");
-  if (!/^(cpu|cuda(:\d+)?)$/.test(String(c.device))) throw new RangeError(`device must be 'cpu', 'cuda' or 'cuda:N', got '${String(c.device)}'`);
+  checkDeviceName(c.device);
   if (c.loss !== 'ntxent' && c.method !== 'simclr') throw new RangeError(`loss '${c.loss}' is a SimCLR option; ${c.method} uses NT-Xent with its queue`);
   if (typeof c.cache === 'string' && c.cache !== 'auto') c.cache = c.cache === 'true'; // from a CLI flag or JSON
   const positiveInt = (k: keyof TrainConfig, min = 1): void => check.int(k, c[k], min);

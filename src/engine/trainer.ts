@@ -29,7 +29,7 @@ import { createMethod, Triplet, type LabelledViews, type SelfSupervisedMethod } 
 import { AdamW, LARS, SGD, paramGroupsForWeightDecay, type Optimizer } from '../optim/index.js';
 import { LinearWarmupCosine } from '../optim/lr_scheduler.js';
 import { SimCLRTransform, MoCoV2Transform, BYOLTransform, type MultiViewTransform } from '../transforms/index.js';
-import { backboneSpec, resolveConfig, savedTrainConfig, type TrainConfig } from './config.js';
+import { backboneSpec, checkDeviceName, resolveConfig, savedTrainConfig, type TrainConfig } from './config.js';
 import { disposeTrainData, loadTrainData, type TrainData } from './data.js';
 import { knnMonitor } from './evaluate.js';
 import { disposeCheckpoint, loadCheckpoint, type Checkpoint } from './checkpoint.js';
@@ -113,6 +113,7 @@ function buildOptimizer(c: TrainConfig, method: SelfSupervisedMethod, worldSize 
 
 /** Fails at once when `device` names CUDA and this libtorch has none (before any data is loaded). */
 export function checkDevice(device: string): void {
+  checkDeviceName(device);
   if (device !== 'cpu' && !torch.cudaIsAvailable()) {
     throw new DyadError('DIST_UNAVAILABLE', `--device ${device} (TrainConfig.device): this libtorch has no CUDA or sees no GPU (cuda.isAvailable() is false). ` +
       'Build the addon against a CUDA libtorch: install a CUDA torch (pip install torch), then LIBTORCH_USE_PYTORCH=1 npm run build:native; or train with --device cpu');
