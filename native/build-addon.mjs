@@ -18,7 +18,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describeLibtorch } from './find-libtorch.mjs';
+import { describeLibtorch, findLibtorch, ncclIncludes } from './find-libtorch.mjs';
 
 const nativeDir = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
@@ -68,7 +68,7 @@ function nodedirArgs() {
  * TTY, one line per step otherwise) and keeping the compiler's output in dir/build.log, whose tail
  * is printed when the build fails. Resolves to the exit code.
  */
-export function runGyp(dir, command, { jobs = Math.max(1, os.cpus().length), out = process.stderr } = {}) {
+export function runGyp(dir, command, { jobs = Math.max(1, os.cpus().length), out = process.stderr, env: extraEnv = {} } = {}) {
   const gyp = require.resolve('node-gyp/bin/node-gyp.js');
   const sources = readdirSync(path.join(dir, 'src')).filter((f) => f.endsWith('.cc'));
   const total = sources.length + 1;
@@ -86,7 +86,7 @@ export function runGyp(dir, command, { jobs = Math.max(1, os.cpus().length), out
   };
   draw();
   const timer = tty ? setInterval(draw, 1000) : null;
-  const env = { ...process.env, DYAD_NAPI_INCLUDE: path.resolve(require('node-addon-api').include_dir) };
+  const env = { ...process.env, ...extraEnv, DYAD_NAPI_INCLUDE: path.resolve(require('node-addon-api').include_dir) };
   const child = spawn(process.execPath, [gyp, command, `--jobs=${jobs}`, ...nodedirArgs()], { cwd: dir, env });
   let tail = '';
   const onData = (chunk) => {
@@ -115,6 +115,18 @@ export function runGyp(dir, command, { jobs = Math.max(1, os.cpus().length), out
   });
 }
 
+/**
+ * runGyp, and when the build with the 'nccl' backend fails (its headers were found, but that branch
+ * could not be compiled here), once more without it (DYAD_NCCL=0), saying so: a CUDA build then
+ * still has CUDA and gloo.
+ */
+export async function runGypNcclOptional(dir, command, opts = {}) {
+  const code = await runGyp(dir, command, opts);
+  if (code === 0 || process.env.DYAD_NCCL === '0' || ncclIncludes(findLibtorch()) === null) return code;
+  (opts.out ?? process.stderr).write('dyad: the build with the nccl backend failed; building without it (DYAD_NCCL=0): gloo only\n');
+  return runGyp(dir, 'rebuild', { ...opts, env: { ...opts.env, DYAD_NCCL: '0' } });
+}
+
 /** Copies what node-gyp needs (binding.gyp, find-libtorch.mjs, src/) into `dir`. */
 function copySources(dir) {
   mkdirSync(path.join(dir, 'src'), { recursive: true });
@@ -134,7 +146,7 @@ export async function buildAddon({ target, cache = cacheRoot(), out = process.st
   const work = mkdtempSync(path.join(os.tmpdir(), 'dyad-addon-build-'));
   try {
     copySources(work);
-    const code = await runGyp(work, 'rebuild', { out });
+    const code = await runGypNcclOptional(work, 'rebuild', { out });
     if (code !== 0) throw new Error(`the addon build failed (exit ${code}); see the compiler output above`);
     mkdirSync(dest, { recursive: true });
     const built = path.join(work, 'build', 'Release', 'dyad.node');

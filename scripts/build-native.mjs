@@ -7,7 +7,7 @@ import { existsSync, statSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describeLibtorch } from '../native/find-libtorch.mjs';
-import { runGyp, writeMeta } from '../native/build-addon.mjs';
+import { runGypNcclOptional, writeMeta } from '../native/build-addon.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const nativeDir = path.join(root, 'native');
@@ -57,7 +57,7 @@ const makefile = path.join(nativeDir, 'build', 'Makefile');
 const configNewest = Math.max(...['binding.gyp', 'find-libtorch.mjs'].map((f) => statSync(path.join(nativeDir, f)).mtimeMs));
 const incremental = !force && existsSync(makefile) && statSync(makefile).mtimeMs > configNewest;
 const t0 = Date.now();
-const code = await runGyp(nativeDir, incremental ? 'build' : 'rebuild', { out: process.stdout });
+const code = await runGypNcclOptional(nativeDir, incremental ? 'build' : 'rebuild', { out: process.stdout });
 if (code !== 0) process.exit(code);
 writeMeta(out, lt);
 console.log(`dyad: addon built in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

@@ -5,11 +5,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   decideAddon, addonMismatch, requestedLibtorch, dyadCacheRoot, type AddonCandidate, type AddonMeta, type AddonWant,
 } from '../src/torch/addon.js';
 import { packageRoot } from '../src/torch/package_root.js';
+import { tempDir } from './helpers/tmp.js';
 
 const FP = { file: '/usr/lib/x86_64-linux-gnu/libtorch_cpu.so.1.13.0', size: 119940888, mtimeMs: 1678814497000 };
 const want: AddonWant = { requested: 'system', nodeAbi: '115', dyadVersion: '0.1.0', platform: 'linux-x64' };
@@ -90,4 +92,36 @@ test('the requested libtorch and the cache folder follow the environment (and ag
       `import(${JSON.stringify(mjs)}).then((m) => console.log(m.requestedLibtorch(${JSON.stringify(env)})))`], { encoding: 'utf8' });
     assert.equal(r.stdout.trim(), requestedLibtorch(env));
   }
+});
+
+test("the nccl backend is built only for a CUDA libtorch with CUDA's and NCCL's headers found (find-libtorch.mjs ncclIncludes)", async () => {
+  const mjs = path.join(packageRoot(), 'native', 'find-libtorch.mjs');
+  const { ncclIncludes } = (await import(mjs)) as { ncclIncludes(r: { include: string[]; libdir: string }, env: NodeJS.ProcessEnv): string[] | null };
+  const root = tempDir('nccl-detect');
+  const touch = (...p: string[]): string => {
+    const f = path.join(root, ...p);
+    mkdirSync(path.dirname(f), { recursive: true });
+    writeFileSync(f, '');
+    return path.dirname(f);
+  };
+  // a pip torch: site-packages/torch/{include,lib}, NVIDIA's wheels beside it
+  const include = path.join(root, 'site-packages', 'torch', 'include');
+  const libdir = path.join(root, 'site-packages', 'torch', 'lib');
+  const r = { include: [include], libdir };
+  touch('site-packages', 'torch', 'lib', 'libtorch_cpu.so');
+  touch('site-packages', 'torch', 'include', 'torch', 'csrc', 'distributed', 'c10d', 'ProcessGroupNCCL.hpp');
+  const nccl = touch('site-packages', 'nvidia', 'nccl', 'include', 'nccl.h');
+  const cudart = touch('site-packages', 'nvidia', 'cuda_runtime', 'include', 'cuda_runtime.h');
+  const env = { CUDA_HOME: path.join(root, 'no-cuda') };
+  assert.equal(ncclIncludes(r, env), null, 'a CPU libtorch (no libtorch_cuda.so) has no nccl');
+  touch('site-packages', 'torch', 'lib', 'libtorch_cuda.so');
+  assert.deepEqual(ncclIncludes(r, env), [cudart, nccl]);
+  assert.equal(ncclIncludes(r, { ...env, DYAD_NCCL: '0' }), null, 'DYAD_NCCL=0 leaves it out');
+  // headers from a CUDA toolkit and NCCL_INCLUDE_DIR win over the pip ones
+  const toolkit = touch('cuda', 'include', 'cuda_runtime.h');
+  const own = touch('nccl-own', 'nccl.h');
+  assert.deepEqual(ncclIncludes(r, { CUDA_HOME: path.join(root, 'cuda'), NCCL_INCLUDE_DIR: own }), [toolkit, own]);
+  // no nccl.h anywhere: no nccl
+  rmSync(path.join(nccl, 'nccl.h'));
+  assert.equal(ncclIncludes(r, env), null);
 });
