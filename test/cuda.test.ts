@@ -9,6 +9,7 @@ import * as torch from '../src/torch/index.js';
 import * as cuda from '../src/distributed/cuda.js';
 import { isDyadError } from '../src/errors.js';
 import { train } from '../src/engine/trainer.js';
+import { SSL_METHODS } from '../src/methods/index.js';
 import { packageRoot } from '../src/torch/native.js';
 import { lcg } from './helpers/rng.js';
 import { writeShapeFolder } from './helpers/images.js';
@@ -90,4 +91,12 @@ test('CUDA: autocast fp16 gives float16 matmuls; --amp fp16 trains with the Grad
   });
   const r = await train({ ...base, device: 'cuda', amp: 'fp16', epochs: 1, maxStepsPerEpoch: 3, knnEvery: 0, out: path.join(root, 'fp16') }, { silent: true });
   assert.ok(Number.isFinite(r.metrics[0]!.loss));
+});
+
+test('CUDA: every method of the zoo trains on the GPU (its losses build their masks and targets there)', { skip }, async () => {
+  for (const method of SSL_METHODS) {
+    const r = await train({ ...base, method, device: 'cuda', epochs: 1, maxStepsPerEpoch: 2, knnEvery: 1, knnK: 5, out: path.join(root, `zoo-${method}`) }, { silent: true });
+    assert.ok(Number.isFinite(r.metrics[0]!.loss), `${method}: loss ${r.metrics[0]!.loss}`);
+    assert.equal(r.method.parameters()[0]!.device, 'cuda:0', method);
+  }
 });

@@ -37,7 +37,7 @@ export function knnScores(queries: Tensor, bank: Tensor, bankLabels: Tensor, opt
     torch.scope(() => {
       const numClasses = opts.numClasses ?? bankLabels.max().item() + 1;
       const bankN = torch.functional.normalize(bank.float());
-      const labels = bankLabels.long();
+      const labels = bankLabels.long().to(bankN.device);
       const parts: Tensor[] = [];
       for (let start = 0; start < queries.size(0); start += chunk) {
         parts.push(
@@ -47,7 +47,7 @@ export function knnScores(queries: Tensor, bank: Tensor, bankLabels: Tensor, opt
             const { values, indices } = sim.topk(k, { dim: 1 });
             const neighbourLabels = labels.index([indices]); // [q, k]
             const weights = values.div(t).exp();
-            const scores = torch.zeros([q.size(0), numClasses]);
+            const scores = torch.zeros([q.size(0), numClasses], { device: q.device });
             return scores.scatterAdd(1, neighbourLabels, weights);
           }),
         );

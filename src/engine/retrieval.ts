@@ -35,8 +35,8 @@ export function retrievalMetrics(embeddings: Tensor, labels: ArrayLike<number>, 
         const m = Math.min(chunk, n - s);
         const sim = z.narrow(0, s, m).matmul(z.t());
         // leave each query out of its own ranking
-        const self = torch.arange(s, s + m).unsqueeze(1);
-        sim.scatter_(1, self, torch.full([m, 1], -Infinity));
+        const self = torch.arange(s, s + m, 1, { device: z.device }).unsqueeze(1);
+        sim.scatter_(1, self, torch.full([m, 1], -Infinity, { device: z.device }));
         const k = Math.max(1, Math.min(maxR, n - 1));
         const top = sim.topk(k, { dim: 1 }).indices.int().toArray() as number[]; // [m·k], row-major
         for (let q = 0; q < m; q++) {

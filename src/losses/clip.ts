@@ -51,7 +51,7 @@ export class CLIPLoss {
     if (logitScale.numel() !== 1) throw new RangeError(`CLIPLoss.forward: logitScale must be a single value (log space), got shape [${logitScale.shape}]`);
     return torch.scope(() => {
       const logits = this.logits(imageEmbeds, textEmbeds, logitScale);
-      const target = torch.arange(a[0]!);
+      const target = torch.arange(0, a[0]!, 1, { device: logits.device });
       return F.crossEntropy(logits, target).add(F.crossEntropy(logits.t(), target)).div(2);
     });
   }

@@ -47,8 +47,9 @@ export class DCLLoss extends nn.Module {
     return torch.scope(() => {
       const { logits, partner } = viewPairLogits(F.normalize(out0), F.normalize(out1), this.temperature); // [2B, 2B], [2B]
       const pos = logits.gather(1, partner.unsqueeze(1)).squeeze(1); // [2B]
-      const isPartner = torch.arange(2 * b).unsqueeze(0).eq(partner.unsqueeze(1)); // [2B, 2B]: column = row's positive
-      const mask = torch.eye(2 * b, 2 * b, { dtype: 'bool' }).logicalOr(isPartner); // self and positive out of the denominator
+      const on = { device: logits.device };
+      const isPartner = torch.arange(0, 2 * b, 1, on).unsqueeze(0).eq(partner.unsqueeze(1)); // [2B, 2B]: column = row's positive
+      const mask = torch.eye(2 * b, 2 * b, { dtype: 'bool', ...on }).logicalOr(isPartner); // self and positive out of the denominator
       const neg = logits.maskedFill(mask, -Infinity).logsumexp(1); // [2B]
       let positive = pos.neg();
       if (this.sigma !== null) {

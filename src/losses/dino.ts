@@ -92,7 +92,7 @@ export class DINOLoss extends nn.Module {
       const t = F.softmax(teacher.sub(this.center).div(tau), -1);
       const s = F.logSoftmax(torch.stack(studentOut).div(this.studentTemp), -1); // [S, B, D]
       const pairs = torch.einsum('tbd,sbd->ts', t, s).neg(); // [T, S]
-      const mask = torch.eye(T, S, { dtype: 'bool' }).logicalNot(); // view i of the teacher vs view i of the student left out
+      const mask = torch.eye(T, S, { dtype: 'bool', device: pairs.device }).logicalNot(); // view i of the teacher vs view i of the student left out
       return pairs.maskedFill(mask.logicalNot(), 0).sum().div((T * S - Math.min(T, S)) * b);
     });
     this.updateCenter(teacherOut);

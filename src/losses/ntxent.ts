@@ -70,14 +70,14 @@ export class NTXentLoss extends nn.Module {
         const pos = z0.mul(z1).sum(1, { keepdim: true }); // [B, 1]
         const neg = z0.matmul(this.memory_bank.negatives().t()); // [B, M]
         const logits = torch.cat([pos, neg], 1).div(this.temperature);
-        const target = torch.zeros([s0[0]!], { dtype: 'int64' });
+        const target = torch.zeros([s0[0]!], { dtype: 'int64', device: logits.device });
         const l = F.crossEntropy(logits, target);
         this.memory_bank.enqueue(this.distributed() ? gatherWithGrad(z1.detach()) : z1);
         return l;
       }
       if (this.distributed()) return gatheredLoss(z0, z1, this.temperature);
       const { logits, partner } = viewPairLogits(z0, z1, this.temperature);
-      const eye = torch.eye(logits.size(0), logits.size(0), { dtype: 'bool' });
+      const eye = torch.eye(logits.size(0), logits.size(0), { dtype: 'bool', device: logits.device });
       return F.crossEntropy(logits.maskedFill(eye, -Infinity), partner);
     });
     return loss;
@@ -98,10 +98,11 @@ function gatheredLoss(z0: Tensor, z1: Tensor, temperature: number): Tensor {
   const w = getWorldSize();
   const keys = torch.cat([gatherWithGrad(z0), gatherWithGrad(z1)], 0); // [2WB, D]
   const logits = torch.cat([z0, z1], 0).matmul(keys.t()).div(temperature); // [2B, 2WB]
-  const idx = torch.arange(b).add(getRank() * b);
+  const on = { device: z0.device };
+  const idx = torch.arange(0, b, 1, on).add(getRank() * b);
   const self = torch.cat([idx, idx.add(w * b)]);
   const partner = torch.cat([idx.add(w * b), idx]);
-  const mask = torch.arange(2 * w * b).unsqueeze(0).eq(self.unsqueeze(1)); // [2B, 2WB], true at each row's own column
+  const mask = torch.arange(0, 2 * w * b, 1, on).unsqueeze(0).eq(self.unsqueeze(1)); // [2B, 2WB], true at each row's own column
   return F.crossEntropy(logits.maskedFill(mask, -Infinity), partner);
 }
 
@@ -127,6 +128,6 @@ export function checkViewPair(where: string, out0: Tensor, out1: Tensor, minBatc
 export function viewPairLogits(z0: Tensor, z1: Tensor, temperature: number): { logits: Tensor; partner: Tensor } {
   const b = z0.size(0);
   const z = torch.cat([z0, z1], 0);
-  const idx = torch.arange(b);
+  const idx = torch.arange(0, b, 1, { device: z0.device });
   return { logits: z.matmul(z.t()).div(temperature), partner: torch.cat([idx.add(b), idx]) };
 }

@@ -53,13 +53,13 @@ export class SupConLoss extends nn.Module {
     }
     return torch.scope(() => {
       if (this.gatherDistributed && isInitialized() && getWorldSize() > 1) {
-        return gatheredSupCon(F.normalize(out0), F.normalize(out1), labels === null ? torch.arange(b!).add(1).neg() : labels.long(), this.temperature);
+        return gatheredSupCon(F.normalize(out0), F.normalize(out1), labels === null ? torch.arange(1, b! + 1, 1, { device: out0.device }).neg() : labels.long(), this.temperature);
       }
       const { logits } = viewPairLogits(F.normalize(out0), F.normalize(out1), this.temperature);
       const n = 2 * b!;
-      const self = torch.eye(n, n, { dtype: 'bool' });
+      const self = torch.eye(n, n, { dtype: 'bool', device: logits.device });
       const logProb = F.logSoftmax(logits.maskedFill(self, -Infinity), 1).maskedFill(self, 0);
-      const y = labels === null ? torch.arange(b!) : labels.long();
+      const y = labels === null ? torch.arange(0, b!, 1, { device: logits.device }) : labels.long().to(logits.device);
       const yy = torch.cat([y, y]);
       const positive = yy.unsqueeze(1).eq(yy.unsqueeze(0)).logicalAnd(self.logicalNot()).float(); // [2B, 2B]
       return logProb.mul(positive).sum(1).div(positive.sum(1)).mean().neg();
@@ -80,8 +80,9 @@ function gatheredSupCon(z0: Tensor, z1: Tensor, y: Tensor, temperature: number):
   const all = gatherWithGrad(own.to('float64')).to('int64'); // [WB]
   const keys = torch.cat([gatherWithGrad(z0), gatherWithGrad(z1)], 0); // [2WB, D]
   const logits = torch.cat([z0, z1], 0).matmul(keys.t()).div(temperature); // [2B, 2WB]
-  const idx = torch.arange(b).add(r * b);
-  const self = torch.arange(2 * w * b).unsqueeze(0).eq(torch.cat([idx, idx.add(w * b)]).unsqueeze(1)); // [2B, 2WB]
+  const on = { device: z0.device };
+  const idx = torch.arange(0, b, 1, on).add(r * b);
+  const self = torch.arange(0, 2 * w * b, 1, on).unsqueeze(0).eq(torch.cat([idx, idx.add(w * b)]).unsqueeze(1)); // [2B, 2WB]
   const logProb = F.logSoftmax(logits.maskedFill(self, -Infinity), 1).maskedFill(self, 0);
   const rows = torch.cat([own, own]);
   const cols = torch.cat([all, all]);

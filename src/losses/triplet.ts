@@ -65,7 +65,7 @@ export class TripletLoss extends nn.Module {
       const d = pairwiseDistances(x);
       const y = labels.long();
       const same = y.unsqueeze(1).eq(y.unsqueeze(0));
-      const pos = same.logicalAnd(torch.eye(b, b, { dtype: 'bool' }).logicalNot()); // [B, B]: (a, p)
+      const pos = same.logicalAnd(torch.eye(b, b, { dtype: 'bool', device: same.device }).logicalNot()); // [B, B]: (a, p)
       const neg = same.logicalNot(); // [B, B]: (a, n)
       let l: Tensor;
       let valid: Tensor;

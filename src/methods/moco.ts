@@ -78,7 +78,7 @@ export class MoCoV2 extends SelfSupervisedMethod {
       const g = Math.min(this.shuffleGroups, Math.floor(n / 2)) || 1;
       const run = (t: Tensor): Tensor => this.projection_head_momentum.forward(this.backbone_momentum.forward(t));
       if (g === 1) return run(x);
-      const perm = torch.randperm(n);
+      const perm = torch.randperm(n).to(x.device); // drawn on the CPU generator: the same shuffle on every device
       const shuffled = x.indexSelect(0, perm);
       const keys = torch.cat(shuffled.chunk(g, 0).map(run), 0);
       return torch.zerosLike(keys).indexCopy_(0, perm, keys); // unshuffle: keys[perm[i]] = shuffledKeys[i]

@@ -45,6 +45,6 @@ export class SupCon extends SelfSupervisedMethod<LabelledViews> {
 export function ownClassWhereUnlabelled(labels: Tensor): Tensor {
   return torch.scope(() => {
     const y = labels.long();
-    return torch.where(y.lt(0), torch.arange(y.size(0)).add(1).neg(), y);
+    return torch.where(y.lt(0), torch.arange(1, y.size(0) + 1, 1, { device: y.device }).neg(), y);
   });
 }

@@ -191,6 +191,6 @@ export class TransformerEncoder extends nn.Module {
 }
 
 /** An additive causal mask [L, L]: 0 on and below the diagonal, −∞ above. */
-export function causalMask(l: number): Tensor {
-  return torch.scope(() => torch.full([l, l], -Infinity).triu(1));
+export function causalMask(l: number, device: torch.Device = 'cpu'): Tensor {
+  return torch.scope(() => torch.full([l, l], -Infinity, { device }).triu(1));
 }
