@@ -134,8 +134,10 @@ export function ncclIncludes(r, env = process.env) {
   if (!r.include.some((d) => existsSync(path.join(d, 'torch', 'csrc', 'distributed', 'c10d', 'ProcessGroupNCCL.hpp')))) return null;
   const sitePackages = path.resolve(r.libdir, '..', '..');
   const cudaHome = env.CUDA_HOME || env.CUDA_PATH || '/usr/local/cuda';
-  const candidates = [env.NCCL_INCLUDE_DIR, path.join(cudaHome, 'include'), path.join(sitePackages, 'nvidia', 'nccl', 'include'),
-    path.join(sitePackages, 'nvidia', 'cuda_runtime', 'include'), '/usr/include'].filter(Boolean);
+  // pip's CUDA wheels: nvidia/nccl/include, nvidia/cuda_runtime/include (CUDA 12), nvidia/cu13/include (CUDA 13)
+  const nvidia = path.join(sitePackages, 'nvidia');
+  const pip = existsSync(nvidia) ? readdirSync(nvidia).sort().map((d) => path.join(nvidia, d, 'include')) : [];
+  const candidates = [env.NCCL_INCLUDE_DIR, path.join(cudaHome, 'include'), ...pip, '/usr/include'].filter(Boolean);
   const find = (header) => candidates.find((d) => existsSync(path.join(d, header)));
   const cuda = find('cuda_runtime.h');
   const nccl = find('nccl.h');

@@ -124,4 +124,9 @@ test("the nccl backend is built only for a CUDA libtorch with CUDA's and NCCL's 
   // no nccl.h anywhere: no nccl
   rmSync(path.join(nccl, 'nccl.h'));
   assert.equal(ncclIncludes(r, env), null);
+  // CUDA 13's wheels put the headers under nvidia/cu13/include
+  rmSync(path.join(cudart, 'cuda_runtime.h'));
+  const cu13 = touch('site-packages', 'nvidia', 'cu13', 'include', 'nccl.h');
+  touch('site-packages', 'nvidia', 'cu13', 'include', 'cuda_runtime.h');
+  assert.deepEqual(ncclIncludes(r, env), [cu13]);
 });
