@@ -96,7 +96,7 @@ Napi::Value distAvailable(Args& a) {
 
 }  // namespace
 
-#ifdef DYAD_HAS_GLOO
+#ifdef DYAD_HAS_C10D
 
 namespace {
 std::mutex gGroupMutex;
@@ -230,15 +230,25 @@ Napi::Value distInit(Args& a) {
   int rank = static_cast<int>(a.i64(4)), size = static_cast<int>(a.i64(5));
   auto timeout = std::chrono::milliseconds(a.i64(6));
   int64_t deviceIndex = a.has(7) ? a.i64(7) : 0;
+#if defined(DYAD_HAS_GLOO) && defined(DYAD_HAS_NCCL)
+  const char* built = "gloo and nccl are";
+#elif defined(DYAD_HAS_GLOO)
+  const char* built = "gloo is";
+#else
+  const char* built = "nccl is; this libtorch ships no gloo/ headers";
+#endif
+  bool known = false;
+#ifdef DYAD_HAS_GLOO
+  known = known || backend == "gloo";
+#endif
 #ifdef DYAD_HAS_NCCL
-  if (backend != "gloo" && backend != "nccl") throw std::invalid_argument("initProcessGroup: backend '" + backend + "' is not built into this addon (gloo and nccl are)");
+  known = known || backend == "nccl";
   if (backend == "nccl" && (deviceIndex < 0 || deviceIndex >= static_cast<int64_t>(torch::cuda::device_count()))) {
     throw std::invalid_argument("initProcessGroup: nccl needs a GPU per rank: cuda:" + std::to_string(deviceIndex) + " is not one of the " +
                                 std::to_string(torch::cuda::device_count()) + " visible (LOCAL_RANK picks it; check CUDA_VISIBLE_DEVICES)");
   }
-#else
-  if (backend != "gloo") throw std::invalid_argument("initProcessGroup: backend '" + backend + "' is not built into this addon (gloo is)");
 #endif
+  if (!known) throw std::invalid_argument("initProcessGroup: backend '" + backend + "' is not built into this addon (" + built + ")");
   if (size < 1 || rank < 0 || rank >= size) {
     throw std::invalid_argument("initProcessGroup: rank " + std::to_string(rank) + " is not in [0, worldSize=" + std::to_string(size) + ")");
   }
@@ -276,6 +286,7 @@ Napi::Value distInit(Args& a) {
       g->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, rank, size, opts);
     }
 #endif
+#ifdef DYAD_HAS_GLOO
     if (backend == "gloo") {
       auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
       const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
@@ -286,6 +297,7 @@ Napi::Value distInit(Args& a) {
       opts->threads = 2;
       g->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rank, size, opts);
     }
+#endif
     std::lock_guard<std::mutex> lock(gGroupMutex);
     if (gGroup) throw std::runtime_error("the default process group was initialized meanwhile");
     gGroup = g;
@@ -385,7 +397,7 @@ Napi::Value distReduceScatter(Args& a) {
 
 }  // namespace
 
-#else  // no c10d/Gloo headers: every dist entry point explains itself
+#else  // no c10d backend headers (Gloo or NCCL): every dist entry point explains itself
 
 Napi::Value unavailable(Args& a) {
   throw std::runtime_error("torch.distributed is not available in this dyad addon: it was built without libtorch's c10d/Gloo headers "

@@ -9,27 +9,37 @@
 
 #include "handle.h"
 
-#if defined(__has_include)
-#if __has_include(<torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>) && __has_include(<gloo/config.h>) && !defined(DYAD_NO_DISTRIBUTED)
+// c10d is built in when libtorch has the headers of at least one backend: Gloo (CPU tensors; Debian's
+// libtorch with libgloo-dev, most pip wheels) and/or NCCL (CUDA tensors: only when the build found a
+// CUDA libtorch and the CUDA and NCCL headers, find-libtorch.mjs then defines DYAD_WITH_NCCL;
+// ProcessGroupNCCL.hpp is empty without USE_C10D_NCCL). Some CUDA wheels ship no gloo/ headers:
+// such a build has nccl alone.
+#if defined(__has_include) && !defined(DYAD_NO_DISTRIBUTED)
+#if __has_include(<torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>) && __has_include(<gloo/config.h>)
 #define DYAD_HAS_GLOO 1
 #ifndef USE_C10D_GLOO
 #define USE_C10D_GLOO 1
 #endif
-#include <torch/csrc/distributed/c10d/FileStore.hpp>
-#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#if __has_include(<torch/csrc/distributed/c10d/Backend.hpp>)
-#include <torch/csrc/distributed/c10d/Backend.hpp>
-#define DYAD_HAS_C10D_BACKEND 1
 #endif
-// NCCL: only when the build found a CUDA libtorch and the CUDA and NCCL headers
-// (find-libtorch.mjs defines DYAD_WITH_NCCL); ProcessGroupNCCL.hpp is empty without USE_C10D_NCCL.
 #if defined(DYAD_WITH_NCCL) && __has_include(<torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>)
 #define DYAD_HAS_NCCL 1
 #ifndef USE_C10D_NCCL
 #define USE_C10D_NCCL 1
 #endif
+#endif
+#if defined(DYAD_HAS_GLOO) || defined(DYAD_HAS_NCCL)
+#define DYAD_HAS_C10D 1
+#include <torch/csrc/distributed/c10d/FileStore.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#if __has_include(<torch/csrc/distributed/c10d/Backend.hpp>)
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#define DYAD_HAS_C10D_BACKEND 1
+#endif
+#ifdef DYAD_HAS_GLOO
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
+#ifdef DYAD_HAS_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 #endif
@@ -44,7 +54,7 @@ Napi::Value runAsync(Napi::Env env, std::string what, std::function<void()> run,
 /// distGradTable (distributed_grad.cc): allReduceWithGrad, gatherWithGrad, the DDP reducer.
 const std::vector<OpEntry>& gradTable();
 
-#ifdef DYAD_HAS_GLOO
+#ifdef DYAD_HAS_C10D
 
 /**
  * Gloo pairs the ranks' collectives by the order they are enqueued, so every rank must enqueue in
@@ -89,8 +99,13 @@ class Sequencer {
  * (allreduce, allgather, broadcast, barrier, reduce_scatter) dyad calls: c10d::ProcessGroup in
  * libtorch 1.13, c10d::Backend from 2.0 (where ProcessGroup became a dispatcher over backends).
  */
+#ifdef DYAD_HAS_GLOO
+using SomeBackend = c10d::ProcessGroupGloo;
+#else
+using SomeBackend = c10d::ProcessGroupNCCL;
+#endif
 #ifdef DYAD_HAS_C10D_BACKEND
-using CommBackend = std::conditional_t<std::is_base_of<c10d::Backend, c10d::ProcessGroupGloo>::value, c10d::Backend, c10d::ProcessGroup>;
+using CommBackend = std::conditional_t<std::is_base_of<c10d::Backend, SomeBackend>::value, c10d::Backend, c10d::ProcessGroup>;
 #else
 using CommBackend = c10d::ProcessGroup;
 #endif

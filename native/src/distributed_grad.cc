@@ -17,7 +17,7 @@ namespace dyad {
 namespace dist {
 namespace {
 
-#ifdef DYAD_HAS_GLOO
+#ifdef DYAD_HAS_C10D
 
 // ---- differentiable collectives (autograd Functions; backward on the caller's thread) ------
 
