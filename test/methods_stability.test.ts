@@ -1,4 +1,4 @@
-// Regression: VICReg and the autoencoder train with their METHOD_DEFAULTS at the bench's settings
+// Regression: VICReg, Barlow Twins and the autoencoder train with their METHOD_DEFAULTS at the bench's settings
 // (batch 256, width-16 ResNet-18 with the stride-2 stem, Fashion-MNIST at 28 px) without diverging.
 // Both diverged to NaN within 8 steps before their defaults were screened (BENCHMARKS.md, "methods"):
 // VICReg with SGD at lr 0.03, the autoencoder with SGD at the shared lr 0.12. The run is set up for
@@ -34,7 +34,7 @@ after(() => {
   rmSync(root, { recursive: true, force: true });
 });
 
-for (const method of (process.env.ONLY ? [process.env.ONLY] : ['vicreg', 'autoencoder']) as MethodName[]) {
+for (const method of (process.env.ONLY ? [process.env.ONLY] : ['vicreg', 'barlow', 'autoencoder']) as MethodName[]) {
   test(`${method} with its METHOD_DEFAULTS: ${STEPS} steps at batch 256 on Fashion-MNIST, no divergence`, async () => {
     const cfg = resolveConfig({ method });
     const losses: number[] = [];
