@@ -162,7 +162,7 @@ export function backboneSpec(c: Pick<TrainConfig, 'backbone' | 'channels' | 'ima
  * 25/25/1, its covariance term growing as the 4th power of the embedding's scale) is not
  * scale-invariant, and LARS's per-layer trust ratio bounds each step relative to the weights; the
  * autoencoder's MSE regression has no bounded gradient as a softmax has. The screens are in
- * BENCHMARKS.md ("methods"); test/methods_stability.test.ts keeps both from diverging.
+ * BENCHMARKS.md ("methods"); test/methods_stability.test.ts keeps all three from diverging.
  */
 export const METHOD_DEFAULTS: Partial<Record<MethodName, Partial<TrainConfig>>> = {
   nnclr: { temperature: 0.1 }, supcon: { temperature: 0.1 }, dino: { temperature: 0.1, localViews: 2 }, vicreg: { optimizer: 'lars', lr: 0.3, weightDecay: 1e-6, warmupEpochs: 1 },

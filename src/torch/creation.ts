@@ -10,14 +10,24 @@ export interface CreateOptions {
   requiresGrad?: boolean;
 }
 
+/** Sets requiresGrad on a tensor already on its device. */
 function finish(t: Tensor, o: CreateOptions): Tensor {
+  if (o.requiresGrad) t.requiresGrad_(true);
+  return t;
+}
+
+/**
+ * For tensors made on the host: from JS data, and the random factories, which draw on the CPU
+ * generator (the one `manualSeed` seeds, so that a seed gives the same values on every device).
+ * Moves the result to `o.device`, then finishes it. The other factories create on the device itself.
+ */
+function fromHost(t: Tensor, o: CreateOptions): Tensor {
   let r = t;
   if (o.device !== undefined && o.device !== 'cpu') {
     r = t.to(o.device);
     t.dispose();
   }
-  if (o.requiresGrad) r.requiresGrad_(true);
-  return r;
+  return finish(r, o);
 }
 
 type Nested = number | boolean | bigint | Nested[];
@@ -78,7 +88,7 @@ export function tensor(data: Nested | TypedArray | ArrayBuffer, opts: CreateOpti
       t = c;
     }
   }
-  return finish(t, opts);
+  return fromHost(t, opts);
 }
 
 /**
@@ -103,23 +113,23 @@ export function fromBytes(bytes: Uint8Array | ArrayBuffer, dtype: DType, shape: 
 const dt = (o: CreateOptions): DType => assertDType(o.dtype ?? 'float32');
 const shapeOf = (s: Shape | number): Shape => (typeof s === 'number' ? [s] : s);
 
-export const zeros = (shape: Shape | number, o: CreateOptions = {}): Tensor => finish(wrap(N.zeros(shapeOf(shape), dt(o))), o);
-export const ones = (shape: Shape | number, o: CreateOptions = {}): Tensor => finish(wrap(N.ones(shapeOf(shape), dt(o))), o);
-export const empty = (shape: Shape | number, o: CreateOptions = {}): Tensor => finish(wrap(N.empty(shapeOf(shape), dt(o))), o);
+export const zeros = (shape: Shape | number, o: CreateOptions = {}): Tensor => finish(wrap(N.zeros(shapeOf(shape), dt(o), o.device)), o);
+export const ones = (shape: Shape | number, o: CreateOptions = {}): Tensor => finish(wrap(N.ones(shapeOf(shape), dt(o), o.device)), o);
+export const empty = (shape: Shape | number, o: CreateOptions = {}): Tensor => finish(wrap(N.empty(shapeOf(shape), dt(o), o.device)), o);
 export const full = (shape: Shape | number, value: number | boolean, o: CreateOptions = {}): Tensor =>
-  finish(wrap(N.full(shapeOf(shape), value, assertDType(o.dtype ?? (typeof value === 'boolean' ? 'bool' : 'float32')))), o);
+  finish(wrap(N.full(shapeOf(shape), value, assertDType(o.dtype ?? (typeof value === 'boolean' ? 'bool' : 'float32')), o.device)), o);
 /** Uniform on [0, 1). */
-export const rand = (shape: Shape | number, o: CreateOptions = {}): Tensor => finish(wrap(N.rand(shapeOf(shape), dt(o))), o);
+export const rand = (shape: Shape | number, o: CreateOptions = {}): Tensor => fromHost(wrap(N.rand(shapeOf(shape), dt(o))), o);
 /** Standard normal. */
-export const randn = (shape: Shape | number, o: CreateOptions = {}): Tensor => finish(wrap(N.randn(shapeOf(shape), dt(o))), o);
+export const randn = (shape: Shape | number, o: CreateOptions = {}): Tensor => fromHost(wrap(N.randn(shapeOf(shape), dt(o))), o);
 /** Integers uniform on [low, high); int64 by default. */
 export const randint = (low: number, high: number, shape: Shape | number, o: CreateOptions = {}): Tensor =>
-  finish(wrap(N.randint(low, high, shapeOf(shape), assertDType(o.dtype ?? 'int64'))), o);
+  fromHost(wrap(N.randint(low, high, shapeOf(shape), assertDType(o.dtype ?? 'int64'))), o);
 /** A random permutation of 0..n-1 (int64). */
-export const randperm = (n: number, o: CreateOptions = {}): Tensor => finish(wrap(N.randperm(n, assertDType(o.dtype ?? 'int64'))), o);
-export const eye = (n: number, m: number = n, o: CreateOptions = {}): Tensor => finish(wrap(N.eye(n, m, dt(o))), o);
+export const randperm = (n: number, o: CreateOptions = {}): Tensor => fromHost(wrap(N.randperm(n, assertDType(o.dtype ?? 'int64'))), o);
+export const eye = (n: number, m: number = n, o: CreateOptions = {}): Tensor => finish(wrap(N.eye(n, m, dt(o), o.device)), o);
 export const linspace = (start: number, end: number, steps: number, o: CreateOptions = {}): Tensor =>
-  finish(wrap(N.linspace(start, end, steps, dt(o))), o);
+  finish(wrap(N.linspace(start, end, steps, dt(o), o.device)), o);
 /**
  * `arange(end)` or `arange(start, end, step)`. Like PyTorch, the result is int64 when every
  * bound is an integer and float32 otherwise.
@@ -127,7 +137,7 @@ export const linspace = (start: number, end: number, steps: number, o: CreateOpt
 export function arange(start: number, end?: number, step = 1, o: CreateOptions = {}): Tensor {
   if (end === undefined) [start, end] = [0, start];
   const ints = Number.isInteger(start) && Number.isInteger(end) && Number.isInteger(step);
-  return finish(wrap(N.arange(start, end, step, assertDType(o.dtype ?? (ints ? 'int64' : 'float32')))), o);
+  return finish(wrap(N.arange(start, end, step, assertDType(o.dtype ?? (ints ? 'int64' : 'float32')), o.device)), o);
 }
 export const zerosLike = (t: Tensor): Tensor => wrap(N.zerosLike(t.handle));
 export const onesLike = (t: Tensor): Tensor => wrap(N.onesLike(t.handle));
@@ -135,7 +145,7 @@ export const emptyLike = (t: Tensor): Tensor => wrap(N.emptyLike(t.handle));
 export const fullLike = (t: Tensor, value: number): Tensor => wrap(N.fullLike(t.handle, value));
 export const randLike = (t: Tensor): Tensor => wrap(N.randLike(t.handle));
 export const randnLike = (t: Tensor): Tensor => wrap(N.randnLike(t.handle));
-export const scalarTensor = (v: number, o: CreateOptions = {}): Tensor => finish(wrap(N.scalarTensor(v, dt(o))), o);
+export const scalarTensor = (v: number, o: CreateOptions = {}): Tensor => finish(wrap(N.scalarTensor(v, dt(o), o.device)), o);
 
 // ---- functions of several tensors ------------------------------------------------------------
 export const cat = (tensors: Tensor[], dim = 0): Tensor => wrap(N.cat(handles(tensors), dim));
